@@ -1,0 +1,82 @@
+"""`hwsim run`, `hwsim validate`, `hwsim schema`: the core simulator's commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from hwsim.config.loading import DEFAULT_EXPERIMENT, load_experiment
+from hwsim.paths import REPORTS_DIR
+
+SHORT_TABLE = [
+    ("tokens/s", "tokens_per_s", "baseline_tokens_per_s", "{:,.0f}"),
+    ("step latency mean (us)", "step_latency_ns_mean", "baseline_step_latency_ns_mean", "{:,.1f}", 1e-3),
+    ("DRAM bytes per token (MB)", "dram_bytes_per_token", "baseline_dram_bytes_per_token", "{:,.2f}", 1e-6),
+    ("DRAM bandwidth avg (GB/s)", "dram_bandwidth_GBps_avg", "baseline_dram_bandwidth_GBps_avg", "{:,.0f}"),
+    ("energy per token (mJ)", "energy_pJ_per_token_total", "baseline_energy_pJ_per_token_total", "{:,.3f}",
+     1e-9),
+]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser("run", help="simulate one experiment (default: configs/experiments/default.yaml)")
+    run.add_argument("experiment", nargs="?", default=str(DEFAULT_EXPERIMENT))
+    run.add_argument("--out", help="output folder (default: reports/runs/<experiment name>)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value",
+                     help="override one key, e.g. --set policy.low_bits=8 --set workload.batch_size=16")
+    run.set_defaults(func=cmd_run)
+    validate = subparsers.add_parser("validate", help="check an experiment file without simulating")
+    validate.add_argument("file")
+    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value")
+    validate.set_defaults(func=cmd_validate)
+    schema = subparsers.add_parser("schema", help="print the JSON schema of an experiment file")
+    schema.set_defaults(func=cmd_schema)
+
+
+def format_table(summary: dict) -> str:
+    lines = [f"{'metric':<28}{'gated':>16}{'baseline':>16}{'saving':>10}"]
+    for label, key, base_key, fmt, *scale in SHORT_TABLE:
+        factor = scale[0] if scale else 1.0
+        value, base = summary[key] * factor, summary.get(base_key)
+        base_text = fmt.format(base * factor) if base is not None else "-"
+        change = f"{100 * (1 - value / (base * factor)):+.1f}%" if base else "-"
+        if key == "tokens_per_s" and base:
+            change = f"{100 * (value / base - 1):+.1f}%"
+        lines.append(f"{label:<28}{fmt.format(value):>16}{base_text:>16}{change:>10}")
+    lines.append(f"low-precision share of state writes: {summary['low_precision_share']:.1%}; "
+                 f"state share of DRAM traffic: {summary['state_share_of_dram_traffic']:.1%}; "
+                 f"SSM state on chip: {summary['ssm_state_sram_share']:.1%}")
+    lines.append(f"analytic bound: {summary['bound_tokens_per_s']:,.0f} tokens/s "
+                 f"(simulated / bound time = {summary['simulated_over_bound']:.3f})")
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hwsim.runner import run_experiment
+
+    exp = load_experiment(args.experiment, args.overrides)
+    out = Path(args.out) if args.out else REPORTS_DIR / "runs" / exp.name
+    result = run_experiment(exp, out)
+    print(f"{exp.name}: {exp.model.name} on {exp.hardware.name}, batch {exp.workload.batch_size}, "
+          f"{exp.workload.steps} steps, policy {exp.policy.kind}")
+    print(format_table(result.summary))
+    print(f"wrote {out}/summary.json, steps.parquet, resolved.yaml")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from hwsim.geometry import footprint
+    from hwsim.traffic import check_capacity
+
+    exp = load_experiment(args.file, args.overrides)
+    check_capacity(exp, footprint(exp.model), file=args.file)
+    print(f"{args.file}: valid ({exp.model.name} on {exp.hardware.name}, policy {exp.policy.kind})")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from hwsim.config.experiment import Experiment
+
+    print(json.dumps(Experiment.model_json_schema(), indent=2))
+    return 0

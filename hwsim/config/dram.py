@@ -1,0 +1,91 @@
+"""A DRAM technology as data (organisation, timings in ns, energy), in the style of Ramulator 2 presets."""
+
+from __future__ import annotations
+
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+
+from hwsim.config.base import Frozen
+
+
+class DramOrganisation(Frozen):
+    channels: PositiveInt
+    pseudo_channels_per_channel: PositiveInt = 1
+    channel_width_bits: PositiveInt = Field(description="data width of one (pseudo-)channel")
+    data_rate_Gbps_per_pin: PositiveFloat
+    burst_length: PositiveInt
+    access_bytes: PositiveInt = Field(description="bytes moved by one column access (one burst)")
+    row_bytes: PositiveInt = Field(description="row buffer size of one (pseudo-)channel")
+    bank_groups: PositiveInt
+    banks_per_group: PositiveInt
+    capacity_bytes: PositiveInt = Field(description="capacity of one stack / package set")
+    declared_peak_bandwidth_GBps: PositiveFloat
+
+    @property
+    def units(self) -> int:
+        """Independent (pseudo-)channels per stack: the unit of parallelism the interleave spreads over."""
+        return self.channels * self.pseudo_channels_per_channel
+
+    @property
+    def unit_bandwidth_GBps(self) -> float:
+        return self.channel_width_bits * self.data_rate_Gbps_per_pin / 8.0
+
+    @property
+    def peak_bandwidth_GBps(self) -> float:
+        return self.units * self.unit_bandwidth_GBps
+
+
+class DramTimings(Frozen):
+    """JEDEC timing parameters in nanoseconds (the one unit the engine reads)."""
+
+    tCK: PositiveFloat
+    tCL: PositiveFloat
+    tCWL: PositiveFloat
+    tRCD: PositiveFloat
+    tRP: PositiveFloat
+    tRAS: PositiveFloat
+    tRC: PositiveFloat
+    tRRD_S: PositiveFloat
+    tRRD_L: PositiveFloat
+    tFAW: PositiveFloat
+    tCCD_S: PositiveFloat
+    tCCD_L: PositiveFloat
+    tWR: PositiveFloat
+    tWTR_S: PositiveFloat
+    tWTR_L: PositiveFloat
+    tRTP: PositiveFloat
+    tREFI: PositiveFloat
+    tRFC: PositiveFloat
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DramTimings":
+        if self.tRFC >= self.tREFI:
+            raise ValueError(f"tRFC ({self.tRFC} ns) must be shorter than tREFI ({self.tREFI} ns)")
+        if self.tRC + 1e-9 < self.tRAS:
+            raise ValueError(f"tRC ({self.tRC} ns) must be at least tRAS ({self.tRAS} ns)")
+        return self
+
+
+class DramEnergy(Frozen):
+    source: str = Field(min_length=3)
+    read_pJ_per_bit: PositiveFloat
+    write_pJ_per_bit: PositiveFloat
+    activate_pJ: PositiveFloat = Field(description="one activate + precharge of a row")
+
+
+class DramPreset(Frozen):
+    name: str
+    kind: str = Field(pattern="^(hbm|lpddr|ddr)$")
+    source: str = Field(min_length=3)
+    organisation: DramOrganisation
+    timings_ns: DramTimings
+    energy: DramEnergy
+
+    @model_validator(mode="after")
+    def _declared_matches_derived(self) -> "DramPreset":
+        derived = self.organisation.peak_bandwidth_GBps
+        declared = self.organisation.declared_peak_bandwidth_GBps
+        if abs(derived - declared) > 0.01 * declared:
+            raise ValueError(
+                f"organisation: derived peak {derived:.1f} GB/s (units x width x rate) differs from "
+                f"declared_peak_bandwidth_GBps {declared} by more than 1%")
+        return self

@@ -1,0 +1,38 @@
+"""One experiment: hardware x model x policy x workload x run settings."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, NonNegativeInt, PositiveInt
+
+from hwsim.config.base import Frozen
+from hwsim.config.hardware import Hardware
+from hwsim.config.model import ModelSpec
+from hwsim.policies import PolicyConfig
+
+
+class Workload(Frozen):
+    """Which real traces the streams replay, how many streams decode together, for how long."""
+
+    traces: Optional[tuple[str, ...]] = Field(
+        None, description="catalog names or paths; default: the shipped trace set")
+    batch_size: PositiveInt = 64
+    steps: PositiveInt = Field(2048, description="decode steps simulated (each step: one token per stream)")
+    seed: NonNegativeInt = Field(0, description="seeds the offsets at which streams start in their traces")
+
+
+class Run(Frozen):
+    fidelity: Literal["fast"] = Field("fast", description="fast: transaction-level HBM model")
+    chunk_steps: PositiveInt = Field(512, description="steps per chunk written to steps.parquet")
+    baseline: bool = Field(True, description="also simulate static high-precision and report savings")
+
+
+class Experiment(Frozen):
+    name: str = "experiment"
+    description: str = ""
+    hardware: Hardware
+    model: ModelSpec
+    policy: PolicyConfig
+    workload: Workload = Workload()
+    run: Run = Run()

@@ -1,0 +1,99 @@
+"""An accelerator: DRAM (by preset), on-chip SRAM with a residency policy, compute, DMA, static power."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+
+from hwsim.config.base import Frozen
+from hwsim.config.dram import DramPreset
+
+StateCategory = Literal["weights", "lm_head", "ssm_state", "conv_state"]
+
+
+class DramMemory(Frozen):
+    """Off-chip memory: `stacks` copies of a DRAM preset, optionally at a lower pin rate."""
+
+    preset: DramPreset
+    stacks: PositiveInt = 1
+    data_rate_Gbps_per_pin: Optional[PositiveFloat] = Field(
+        None, description="override of the preset's pin rate (products often run below the JEDEC maximum)")
+    interleave_bytes: PositiveInt = Field(256, description="address interleave granularity across channels")
+    source: str = Field(min_length=3)
+
+    @property
+    def pin_rate_Gbps(self) -> float:
+        return self.data_rate_Gbps_per_pin or self.preset.organisation.data_rate_Gbps_per_pin
+
+    @property
+    def units(self) -> int:
+        return self.stacks * self.preset.organisation.units
+
+    @property
+    def unit_bandwidth_GBps(self) -> float:
+        return self.preset.organisation.channel_width_bits * self.pin_rate_Gbps / 8.0
+
+    @property
+    def peak_bandwidth_GBps(self) -> float:
+        return self.units * self.unit_bandwidth_GBps
+
+    @property
+    def capacity_bytes(self) -> int:
+        return self.stacks * self.preset.organisation.capacity_bytes
+
+
+class Residency(Frozen):
+    """Which data SRAM keeps. `pinned` fills SRAM in `order`; `lru` lets everything compete."""
+
+    kind: Literal["pinned", "lru"] = "pinned"
+    order: tuple[StateCategory, ...] = ("ssm_state", "conv_state", "weights", "lm_head")
+
+
+class Sram(Frozen):
+    capacity_bytes: PositiveInt
+    banks: PositiveInt
+    bandwidth_GBps: PositiveFloat
+    read_pJ_per_bit: PositiveFloat
+    write_pJ_per_bit: PositiveFloat
+    residency: Residency = Residency()
+    reserved_bytes: NonNegativeInt = Field(
+        0, description="capacity kept for buffers the model does not track (instructions, misc)")
+    source: str = Field(min_length=3)
+
+
+class Compute(Frozen):
+    """Throughput and energy of the units that run one decode step."""
+
+    matmul_TFLOPS: dict[str, PositiveFloat] = Field(
+        description="dense matmul throughput by weight precision key: fp16, int8, int4")
+    vector_GFLOPS: PositiveFloat = Field(description="fp32 element-wise throughput for the scan update")
+    quantise_Gelem_per_s: PositiveFloat = Field(description="quantise or dequantise throughput")
+    mac_pJ: dict[str, PositiveFloat] = Field(description="energy of one multiply-accumulate by precision")
+    vector_op_pJ: PositiveFloat = Field(description="one fp32 element-wise operation")
+    quantise_pJ_per_element: PositiveFloat
+    source: str = Field(min_length=3)
+
+
+class Dma(Frozen):
+    engines: PositiveInt
+    bandwidth_GBps_per_engine: PositiveFloat
+    queue_depth: PositiveInt
+    weight_tile_bytes: PositiveInt = Field(description="size of one double-buffered weight tile")
+    source: str = Field(min_length=3)
+
+    @property
+    def bandwidth_GBps(self) -> float:
+        return self.engines * self.bandwidth_GBps_per_engine
+
+
+class Hardware(Frozen):
+    name: str
+    description: str = ""
+    source: str = Field(min_length=3)
+    dram: Optional[DramMemory] = Field(None, description="absent for an SRAM-only design")
+    sram: Sram
+    compute: Compute
+    dma: Dma
+    static_power_W: NonNegativeFloat
+    static_power_source: str = Field(min_length=3)

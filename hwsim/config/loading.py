@@ -1,0 +1,218 @@
+"""YAML -> validated Experiment. Presets resolve by name (configs/<kind>/<name>.yaml) or by path;
+`--set a.b=value` overrides; every error names the file, the key path and what is allowed."""
+
+from __future__ import annotations
+
+import copy
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from hwsim.errors import HwsimInputError
+from hwsim.paths import CONFIGS_DIR
+
+#: Sections whose value may be a preset name, and the folder under configs/ that holds those presets.
+PRESET_DIRS = {"hardware": "hardware", "model": "models", "policy": "policies", "dram": "dram"}
+DEFAULT_EXPERIMENT = CONFIGS_DIR / "experiments" / "default.yaml"
+
+
+def read_yaml(path: Path) -> Any:
+    """safe_load a file; syntax errors name the line."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise HwsimInputError(f"cannot read: {error.strerror}", file=path) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise HwsimInputError(f"YAML syntax error: {where}{getattr(error, 'problem', error)}",
+                              file=path) from None
+
+
+def known_presets(kind: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIGS_DIR / PRESET_DIRS[kind]).glob("*.yaml"))
+
+
+def preset_path(kind: str, ref: str, *, base_dir: Path, file: Path | None, key: str) -> Path:
+    """A preset reference is a file path (relative to the referring file) or a name under configs/."""
+    for candidate in (base_dir / ref, Path(ref)):
+        if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+            return candidate
+    named = CONFIGS_DIR / PRESET_DIRS[kind] / f"{ref}.yaml"
+    if named.is_file():
+        return named
+    raise HwsimInputError(f"unknown {kind} preset {ref!r}", file=file, key=key,
+                          allowed=", ".join(known_presets(kind)) + " (or a path to a .yaml file)")
+
+
+def resolve_section(kind: str, value: Any, *, base_dir: Path, file: Path | None, key: str,
+                    sources: dict[str, str]) -> Any:
+    """Expand `name` or `{preset: name, **overrides}` into a plain mapping. Overrides may only touch
+    keys the preset has or the schema allows; validation catches the rest."""
+    if isinstance(value, str):
+        value = {"preset": value}
+    if not isinstance(value, dict) or "preset" not in value:
+        return value
+    path = preset_path(kind, value["preset"], base_dir=base_dir, file=file, key=key)
+    sources[key] = str(path)
+    loaded = read_yaml(path)
+    if not isinstance(loaded, dict):
+        raise HwsimInputError("a preset file must hold a mapping", file=path)
+    overrides = {k: v for k, v in value.items() if k != "preset"}
+    return deep_merge(loaded, overrides)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def apply_overrides(raw: dict, assignments: list[str] | tuple[str, ...], *, file: Path | None) -> dict:
+    """Apply `dotted.key=value` strings; the value is parsed as YAML (so 4 is an int, [a, b] a list)."""
+    raw = copy.deepcopy(raw)
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise HwsimInputError(f"--set {assignment!r}: expected dotted.key=value", file=file)
+        dotted, text = assignment.split("=", 1)
+        set_dotted(raw, dotted.strip(), yaml.safe_load(text))
+    return raw
+
+
+def set_dotted(raw: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = raw
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if isinstance(child, str) and key in PRESET_DIRS:
+            child = node[key] = {"preset": child}  # override one key of a named preset
+        elif child is None:
+            child = node[key] = {}
+        elif not isinstance(child, dict):
+            raise HwsimInputError(f"cannot set {dotted}: {'.'.join(keys[:depth + 1])} is not a mapping")
+        node = child
+    node[keys[-1]] = value
+
+
+def _resolve_presets(raw: dict, *, base_dir: Path, file: Path | None, sources: dict[str, str]) -> dict:
+    raw = dict(raw)
+    for section in ("hardware", "model", "policy"):
+        if section in raw:
+            raw[section] = resolve_section(section, raw[section], base_dir=base_dir, file=file,
+                                           key=section, sources=sources)
+    hardware = raw.get("hardware")
+    if isinstance(hardware, dict) and isinstance(hardware.get("dram"), dict):
+        dram = dict(hardware["dram"])
+        if "preset" in dram:
+            dram["preset"] = resolve_section("dram", dram["preset"], base_dir=base_dir, file=file,
+                                             key="hardware.dram.preset", sources=sources)
+        hardware = {**hardware, "dram": dram}
+        raw["hardware"] = hardware
+    return raw
+
+
+def validate(model_cls: type[BaseModel], raw: Any, *, file: Path | None,
+             sources: dict[str, str] | None = None, prefix: str = "") -> Any:
+    """Validate and turn pydantic's errors into one HwsimInputError naming every bad key."""
+    try:
+        return model_cls.model_validate(raw)
+    except ValidationError as error:
+        raise _input_error(error, model_cls, file=file, sources=sources or {}, prefix=prefix) from None
+
+
+def _input_error(error: ValidationError, model_cls: type[BaseModel], *, file: Path | None,
+                 sources: dict[str, str], prefix: str) -> HwsimInputError:
+    lines = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        key = ".".join(([prefix] if prefix else []) + loc) or "(top level)"
+        origin = next((src for sec, src in sorted(sources.items(), key=lambda kv: -len(kv[0]))
+                       if key.startswith(sec)), None)
+        text = f"{key}: {item['msg']}"
+        if item["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model_cls, item["loc"][:-1])
+            if allowed:
+                text += f"; allowed keys: {', '.join(allowed)}"
+        elif item["type"] == "missing":
+            text = f"{key}: required key is missing"
+        if origin:
+            text += f" (from preset {origin})"
+        lines.append(text)
+    return HwsimInputError("; ".join(lines), file=file)
+
+
+def _allowed_keys(model_cls: Any, loc: tuple) -> list[str]:
+    """Field names of the model found by walking `loc` through nested pydantic models."""
+    current = model_cls
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        fields = getattr(current, "model_fields", None)
+        if fields is None or part not in fields:
+            # a discriminated union puts the tag in the path: look it up among the union's members
+            current = next((m for m in _members(current) if getattr(m, "model_fields", {}).get("kind")
+                            and m.model_fields["kind"].default == part), None)
+            continue
+        current = _first_model(fields[part].annotation)
+    return sorted(getattr(current, "model_fields", {}) or {})
+
+
+def _members(annotation: Any) -> list:
+    args = typing.get_args(annotation)
+    if not args:
+        return [annotation]
+    return [m for arg in args for m in _members(arg)]
+
+
+def _first_model(annotation: Any) -> Any:
+    members = [m for m in _members(annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+    if len(members) == 1:
+        return members[0]
+    return annotation if members else None
+
+
+def load_preset(kind: str, ref: str, model_cls: type[BaseModel]) -> Any:
+    """Load one named preset (e.g. `load_preset('model', 'mamba2-2.7b', ModelSpec)`)."""
+    path = preset_path(kind, ref, base_dir=Path.cwd(), file=None, key=kind)
+    raw = read_yaml(path)
+    sources: dict[str, str] = {}
+    if kind == "hardware":
+        raw = _resolve_presets({"hardware": raw}, base_dir=path.parent, file=path, sources=sources)["hardware"]
+    return validate(model_cls, raw, file=path)
+
+
+def resolve_raw(raw: dict, *, file: Path | None, overrides: tuple[str, ...] | list[str] = ()) -> dict:
+    """The plain mapping an experiment stands for: presets inlined, overrides applied."""
+    if not isinstance(raw, dict):
+        raise HwsimInputError("an experiment file must hold a mapping with sections hardware, model, "
+                              "policy, workload, run", file=file)
+    raw = apply_overrides(raw, overrides, file=file)
+    base_dir = Path(file).parent if file else Path.cwd()
+    return _resolve_presets(raw, base_dir=base_dir, file=file, sources={})
+
+
+def load_experiment(path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = (),
+                    raw: dict | None = None):
+    """Read, resolve and validate an experiment (default: configs/experiments/default.yaml)."""
+    from hwsim.config.experiment import Experiment
+
+    file = Path(path) if path is not None else (None if raw is not None else DEFAULT_EXPERIMENT)
+    if raw is None:
+        raw = read_yaml(file)
+    raw = apply_overrides(raw, overrides, file=file) if isinstance(raw, dict) else raw
+    if not isinstance(raw, dict):
+        raise HwsimInputError("an experiment file must hold a mapping with sections hardware, model, "
+                              "policy, workload, run", file=file)
+    sources: dict[str, str] = {}
+    base_dir = Path(file).parent if file else Path.cwd()
+    resolved = _resolve_presets(raw, base_dir=base_dir, file=file, sources=sources)
+    return validate(Experiment, resolved, file=file, sources=sources)

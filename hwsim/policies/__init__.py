@@ -1,0 +1,6 @@
+"""Gating policies: each `kind:` maps to one class that turns entropy into per-step state precisions."""
+
+from hwsim.policies.base import PolicyBase, StatePlan, state_bytes
+from hwsim.policies.registry import POLICY_KINDS, PolicyConfig
+
+__all__ = ["POLICY_KINDS", "PolicyBase", "PolicyConfig", "StatePlan", "state_bytes"]

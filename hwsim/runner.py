@@ -1,0 +1,126 @@
+"""Run one experiment end to end: traces -> policy plan -> traffic -> simpy engine -> frames -> outputs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from hwsim import __version__
+from hwsim.config.experiment import Experiment
+from hwsim.energy import add_energy, energy_table
+from hwsim.engine import DecodeEngine
+from hwsim.geometry import footprint
+from hwsim.memory.transaction import DramTiming
+from hwsim.policies.kinds import StaticPolicy
+from hwsim.results import SummaryAccumulator, savings, step_frame, summarise
+from hwsim.traffic import build_traffic, check_capacity
+from hwsim.workload import deal
+
+
+@dataclass(frozen=True)
+class RunResult:
+    experiment: Experiment
+    summary: dict
+    steps: pd.DataFrame | None   # kept only when asked (long runs stream to steps.parquet instead)
+
+
+def workload_entropies(exp: Experiment) -> list[np.ndarray]:
+    from hwsim.traces import DEFAULT_TRACE_SET, load_traces
+
+    names = list(exp.workload.traces) if exp.workload.traces else list(DEFAULT_TRACE_SET)
+    return [trace.entropy_bits for trace in load_traces(names)]
+
+
+def baseline_of(exp: Experiment) -> Experiment:
+    """Same everything, every state at the policy's high precision."""
+    p = exp.policy
+    static = StaticPolicy(bits=p.high_bits, low_bits=p.low_bits, high_bits=p.high_bits,
+                          group_size=p.group_size, scale_bits=p.scale_bits)
+    return exp.model_copy(update={"policy": static})
+
+
+def analytic_bound(exp: Experiment, acc: SummaryAccumulator, weight_key: str) -> dict[str, float]:
+    """Roofline: no schedule beats bytes / peak bandwidth or operations / peak throughput."""
+    s, hw = acc.sums, exp.hardware
+    dram_ns = float(s["dram_bytes"]) / hw.dram.peak_bandwidth_GBps if hw.dram else 0.0
+    matmul_ns = 2.0 * float(s["matmul_macs"]) / (hw.compute.matmul_TFLOPS[weight_key] * 1e3)
+    vector_ns = float(s["vector_ops"]) / hw.compute.vector_GFLOPS
+    sram_ns = float(s["sram_read_bytes"] + s["sram_write_bytes"]) / hw.sram.bandwidth_GBps
+    bound = {"bound_dram_time_ns": dram_ns, "bound_matmul_time_ns": matmul_ns,
+             "bound_vector_time_ns": vector_ns, "bound_sram_time_ns": sram_ns}
+    bound["bound_time_ns"] = max(bound.values())
+    return bound
+
+
+def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_path: Path | None = None,
+                        keep_steps: bool = False) -> tuple[dict, pd.DataFrame | None]:
+    fp = footprint(exp.model)
+    budget = check_capacity(exp, fp)
+    policy = exp.policy.calibrated(entropies)
+    dealt = deal(entropies, exp.workload.batch_size, exp.workload.steps, exp.workload.seed)
+    plan = policy.plan(dealt.entropy_bits, dealt.fresh)
+    dram = DramTiming.from_config(exp.hardware.dram) if exp.hardware.dram else None
+    table = energy_table(exp.hardware, fp.weight_precision_key)
+    acc, kept, writer, engine = SummaryAccumulator(), [], None, None
+    chunk = exp.run.chunk_steps
+    try:
+        for first in range(0, exp.workload.steps, chunk):
+            rows = slice(first, min(first + chunk, exp.workload.steps))
+            sub = type(plan)(read_bits=plan.read_bits[rows], write_bits=plan.write_bits[rows],
+                             checkpoint_bits=plan.checkpoint_bits[rows], replay_steps=plan.replay_steps[rows],
+                             low_bits=plan.low_bits, high_bits=plan.high_bits)
+            traffic = build_traffic(exp, fp, sub, dram, budget)
+            engine = engine or DecodeEngine.for_traffic(traffic)
+            timeline = engine.run(traffic, gate_on_current=policy.gate_on == "current")
+            frame = add_energy(step_frame(traffic, timeline, first, exp.workload.batch_size), table)
+            frame["dram_served_bytes"] = 0.0
+            frame.loc[frame.index[-1], "dram_served_bytes"] = sum(timeline.dram_served_bytes.values())
+            acc.add(frame)
+            if steps_path is not None:
+                table_chunk = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = writer or pq.ParquetWriter(steps_path, table_chunk.schema, compression="zstd")
+                writer.write_table(table_chunk)
+            if keep_steps:
+                kept.append(frame)
+        end_ns = timeline.end_ns
+    finally:
+        if writer is not None:
+            writer.close()
+    # the last write-backs drain after the final step: their time counts, at static power too
+    drain_ns = end_ns - float(acc.sums["latency_ns"])
+    acc.sums["energy_pJ_static"] += drain_ns * table["static"][1]
+    acc.sums["energy_pJ_total"] += drain_ns * table["static"][1]
+    extra = {"lossy_upgrades": plan.lossy_upgrades, "streams_started": dealt.streams_started,
+             "dram_served_bytes": float(acc.sums["dram_served_bytes"]),
+             "dram_peak_bandwidth_GBps": exp.hardware.dram.peak_bandwidth_GBps if exp.hardware.dram else 0.0,
+             "threshold_bits_used": float(getattr(policy, "threshold_bits", float("nan")))}
+    summary = summarise(acc, end_ns=end_ns, bound=analytic_bound(exp, acc, fp.weight_precision_key),
+                        batch=exp.workload.batch_size, extra=extra)
+    return summary, (pd.concat(kept, ignore_index=True) if keep_steps else None)
+
+
+def run_experiment(exp: Experiment, out_dir: str | Path | None = None, *,
+                   entropies: list[np.ndarray] | None = None, keep_steps: bool = False) -> RunResult:
+    entropies = workload_entropies(exp) if entropies is None else entropies
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    summary, steps = simulate_experiment(exp, entropies, steps_path=out / "steps.parquet" if out else None,
+                                         keep_steps=keep_steps)
+    summary = {"experiment": exp.name, "model": exp.model.name, "hardware": exp.hardware.name,
+               "policy": exp.policy.kind, **summary}
+    if exp.run.baseline:
+        baseline, _ = simulate_experiment(baseline_of(exp), entropies)
+        summary.update(savings(summary, baseline))
+    summary["hwsim_version"] = __version__
+    if out is not None:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+        (out / "resolved.yaml").write_text(yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False))
+    return RunResult(experiment=exp, summary=summary, steps=steps)
