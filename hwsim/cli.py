@@ -12,6 +12,7 @@ from hwsim.errors import HwsimInputError
 COMMAND_MODULES = (
     "hwsim.traces.commands",
     "hwsim.commands",
+    "hwsim.sweeps.commands",
 )
 
 

@@ -80,6 +80,9 @@ def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_p
             engine = engine or DecodeEngine.for_traffic(traffic)
             timeline = engine.run(traffic, gate_on_current=policy.gate_on == "current")
             frame = add_energy(step_frame(traffic, timeline, first, exp.workload.batch_size), table)
+            frame["entropy_bits_mean"] = dealt.entropy_bits[rows].mean(axis=1)
+            frame["stream0_entropy_bits"] = dealt.entropy_bits[rows, 0]
+            frame["stream0_write_bits"] = plan.write_bits[rows, 0]
             frame["dram_served_bytes"] = 0.0
             frame.loc[frame.index[-1], "dram_served_bytes"] = sum(timeline.dram_served_bytes.values())
             acc.add(frame)

@@ -1,0 +1,5 @@
+"""`hwsim sweep`, `hwsim report`, `hwsim compare` (being built)."""
+
+
+def register(subparsers) -> None:
+    return None
