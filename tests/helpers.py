@@ -1,0 +1,17 @@
+"""Small experiments for tests: a small real model preset on a real hardware preset, few steps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwsim.config import load_experiment
+
+#: Entropy arrays used only as test inputs to check invariants (the product replays real traces).
+def entropy_inputs(seed: int = 0, streams: int = 3, length: int = 200) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.gamma(0.8, 2.5, length) for _ in range(streams)]
+
+
+def small_experiment(*overrides: str, model: str = "mamba2-130m", hardware: str = "hbm3-accel"):
+    return load_experiment(overrides=[f"model={model}", f"hardware={hardware}", "workload.batch_size=8",
+                                      "workload.steps=48", "run.chunk_steps=16", *overrides])
