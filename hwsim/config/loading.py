@@ -190,14 +190,16 @@ def load_preset(kind: str, ref: str, model_cls: type[BaseModel]) -> Any:
     return validate(model_cls, raw, file=path)
 
 
-def resolve_raw(raw: dict, *, file: Path | None, overrides: tuple[str, ...] | list[str] = ()) -> dict:
-    """The plain mapping an experiment stands for: presets inlined, overrides applied."""
+def resolve_raw(raw: Any, *, file: Path | None, overrides: tuple[str, ...] | list[str] = (),
+                sources: dict[str, str] | None = None) -> dict:
+    """The plain mapping an experiment stands for: overrides applied, presets inlined. `sources` (if
+    given) collects which preset file each section came from, for error messages."""
+    raw = apply_overrides(raw, overrides, file=file) if isinstance(raw, dict) else raw
     if not isinstance(raw, dict):
         raise HwsimInputError("an experiment file must hold a mapping with sections hardware, model, "
                               "policy, workload, run", file=file)
-    raw = apply_overrides(raw, overrides, file=file)
     base_dir = Path(file).parent if file else Path.cwd()
-    return _resolve_presets(raw, base_dir=base_dir, file=file, sources={})
+    return _resolve_presets(raw, base_dir=base_dir, file=file, sources={} if sources is None else sources)
 
 
 def load_experiment(path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = (),
@@ -206,13 +208,7 @@ def load_experiment(path: str | Path | None = None, overrides: tuple[str, ...] |
     from hwsim.config.experiment import Experiment
 
     file = Path(path) if path is not None else (None if raw is not None else DEFAULT_EXPERIMENT)
-    if raw is None:
-        raw = read_yaml(file)
-    raw = apply_overrides(raw, overrides, file=file) if isinstance(raw, dict) else raw
-    if not isinstance(raw, dict):
-        raise HwsimInputError("an experiment file must hold a mapping with sections hardware, model, "
-                              "policy, workload, run", file=file)
     sources: dict[str, str] = {}
-    base_dir = Path(file).parent if file else Path.cwd()
-    resolved = _resolve_presets(raw, base_dir=base_dir, file=file, sources=sources)
+    resolved = resolve_raw(read_yaml(file) if raw is None else raw, file=file, overrides=overrides,
+                           sources=sources)
     return validate(Experiment, resolved, file=file, sources=sources)
