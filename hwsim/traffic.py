@@ -117,7 +117,13 @@ def build_traffic(exp: Experiment, fp: ModelFootprint, plan: StatePlan, dram: Dr
     replay_write = np.where(replay_n > 0, (replay_n - 1) * high_one + low_one, 0.0).sum(axis=1)
     passes = replay_n.max(axis=1)
 
-    conv = batch * fp.conv_state_bytes_per_stream_layer
+    conv = batch * fp.conv_state_bytes_per_stream_layer  # at activation precision: what placement reserves
+    if policy.gate_conv_state:
+        conv_elements = fp.layer.conv_state_elements
+        conv_read = state_bytes(conv_elements, plan.read_bits, policy.group_size, policy.scale_bits).sum(axis=1)
+        conv_write = state_bytes(conv_elements, plan.write_bits, policy.group_size, policy.scale_bits).sum(axis=1)
+    else:
+        conv_read = conv_write = np.full(steps, conv)
     placement = place(hw.sram, budget_bytes=budget_bytes, layers=layers, ssm_write_per_layer=ssm_write,
                       ssm_read_first=float(ssm_read[0]), ssm_max_per_layer=batch * high_one,
                       conv_per_layer=conv, weights_per_layer=fp.weight_bytes_per_layer,
@@ -133,7 +139,8 @@ def build_traffic(exp: Experiment, fp: ModelFootprint, plan: StatePlan, dram: Dr
     w_dram = fp.weight_bytes_per_layer * (1 - placement.weights_sram)
     ssm_r_dram = ssm_read[:, None] * (1 - placement.ssm_read_sram)
     ssm_w_dram = ssm_write[:, None] * (1 - placement.ssm_write_sram)
-    conv_dram = conv * (1 - placement.conv_sram)
+    conv_r_dram = conv_read[:, None] * (1 - placement.conv_sram)
+    conv_w_dram = conv_write[:, None] * (1 - placement.conv_sram)
     lm_dram = fp.lm_head_bytes * (1 - placement.lm_head_sram)
     embed = batch * fp.embedding_bytes_per_token
     act = batch * fp.activation_bytes_per_stream_layer
@@ -154,8 +161,8 @@ def build_traffic(exp: Experiment, fp: ModelFootprint, plan: StatePlan, dram: Dr
     put("dram", "read", "embeddings", embed)
     put("dram", "read", "ssm_state", ssm_r_dram.sum(axis=1))
     put("dram", "write", "ssm_state", ssm_w_dram.sum(axis=1))
-    put("dram", "read", "conv_state", conv_dram.sum(axis=1))
-    put("dram", "write", "conv_state", conv_dram.sum(axis=1))
+    put("dram", "read", "conv_state", conv_r_dram.sum(axis=1))
+    put("dram", "write", "conv_state", conv_w_dram.sum(axis=1))
     put("dram", "write", "checkpoint", checkpoint * layers)
     replay_weights = passes * w_dram.sum(axis=1)
     put("dram", "read", "replay", replay_read * layers + replay_weights)
@@ -168,8 +175,8 @@ def build_traffic(exp: Experiment, fp: ModelFootprint, plan: StatePlan, dram: Dr
     put("sram", "read", "lm_head", fp.lm_head_bytes)
     put("sram", "read", "ssm_state", ssm_read * layers)                 # every state passes through SRAM
     put("sram", "write", "ssm_state", ssm_write * layers)
-    put("sram", "read", "conv_state", conv * layers)
-    put("sram", "write", "conv_state", conv * layers)
+    put("sram", "read", "conv_state", conv_read * layers)
+    put("sram", "write", "conv_state", conv_write * layers)
     put("sram", "write", "spill", buffer_sram)
     put("sram", "read", "spill", buffer_sram)
     put("sram", "read", "activations", act * layers * (1 + passes) / 2)
@@ -187,21 +194,22 @@ def build_traffic(exp: Experiment, fp: ModelFootprint, plan: StatePlan, dram: Dr
     mean_read_run = np.maximum(ssm_read / batch, 1.0)[:, None]
     mean_write_run = np.maximum(ssm_write / batch, 1.0)[:, None]
     tile = hw.dma.weight_tile_bytes
-    conv_run = fp.conv_state_bytes_per_stream_layer
+    conv_read_run = np.maximum(conv_read / batch, 1.0)
+    conv_write_run = np.maximum(conv_write / batch, 1.0)
     layer_read_ns = (service(w_dram, tile) + service(ssm_r_dram, mean_read_run)
-                     + service(conv_dram * np.ones_like(ssm_r_dram), conv_run))
+                     + service(conv_r_dram, conv_read_run[:, None]))
     ssm_write_layer = ssm_w_dram + checkpoint[:, None] * np.ones((1, layers))
     spill_layer = spill[:, None] / layers * np.ones((1, layers))
-    conv_write = service(conv_dram * np.ones_like(ssm_w_dram), conv_run)
+    conv_write_ns = service(conv_w_dram, conv_write_run[:, None])
     if current:
-        layer_write_ns = service(spill_layer, mean_write_run) + conv_write
+        layer_write_ns = service(spill_layer, mean_write_run) + conv_write_ns
         deferred_read_ns = service(spill, mean_write_run[:, 0])
         deferred_write_ns = service(ssm_write_layer.sum(axis=1), mean_write_run[:, 0])
     else:
-        layer_write_ns = service(ssm_write_layer, mean_write_run) + conv_write
+        layer_write_ns = service(ssm_write_layer, mean_write_run) + conv_write_ns
         deferred_read_ns = deferred_write_ns = np.zeros(steps)
-    layer_read_bytes = w_dram + ssm_r_dram + conv_dram
-    layer_write_bytes = (spill_layer if current else ssm_write_layer) + conv_dram
+    layer_read_bytes = w_dram + ssm_r_dram + conv_r_dram
+    layer_write_bytes = (spill_layer if current else ssm_write_layer) + conv_w_dram
     deferred_read_bytes = spill if current else np.zeros(steps)
     deferred_write_bytes = ssm_write_layer.sum(axis=1) if current else np.zeros(steps)
     lm_read_ns = service(lm_dram * np.ones(steps), tile) + service(embed * np.ones(steps),
@@ -214,9 +222,10 @@ def build_traffic(exp: Experiment, fp: ModelFootprint, plan: StatePlan, dram: Dr
                               allowed=", ".join(comp.mac_pJ))
     low_reads = (plan.read_bits < policy.high_bits).sum(axis=1)
     low_writes = (plan.write_bits < policy.high_bits).sum(axis=1)
-    quant_elements = (low_reads + low_writes + (plan.checkpoint_bits > 0).sum(axis=1)) * elements
+    quantised_per_state = elements + (fp.layer.conv_state_elements if policy.gate_conv_state else 0)
+    quant_elements = (low_reads + low_writes + (plan.checkpoint_bits > 0).sum(axis=1)) * quantised_per_state
     sram_layer_bytes = (fp.weight_bytes_per_layer + w_dram + ssm_read[:, None] + ssm_write[:, None]
-                        + 2 * conv + act)
+                        + (conv_read + conv_write)[:, None] + act)
     matmul_ns = batch * fp.matmul_flops_per_stream_layer / matmul_flops_per_ns
     vector_ns = batch * (fp.layer.scan_ops + fp.layer.conv_ops) / comp.vector_GFLOPS
     quant_ns = quant_elements / comp.quantise_Gelem_per_s
@@ -249,11 +258,11 @@ def build_traffic(exp: Experiment, fp: ModelFootprint, plan: StatePlan, dram: Dr
     if dram is not None:
         act_read = (dram.activates(w_dram.sum(axis=1) + replay_weights + lm_dram, tile)
                     + dram.activates(ssm_r_dram.sum(axis=1) + replay_read * layers, mean_read_run[:, 0])
-                    + dram.activates(conv_dram.sum(axis=1), conv_run)
+                    + dram.activates(conv_r_dram.sum(axis=1), conv_read_run)
                     + dram.activates(embed * np.ones(steps), fp.embedding_bytes_per_token))
         act_write = (dram.activates(ssm_w_dram.sum(axis=1) + (checkpoint + replay_write) * layers,
                                     mean_write_run[:, 0])
-                     + dram.activates(conv_dram.sum(axis=1), conv_run)
+                     + dram.activates(conv_w_dram.sum(axis=1), conv_write_run)
                      + 2 * dram.activates(spill, mean_write_run[:, 0]))
         actions["dram_activates"] = act_read + act_write
     return Traffic(

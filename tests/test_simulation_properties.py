@@ -89,3 +89,12 @@ def test_state_in_sram_makes_gating_pointless_for_dram():
     summary = run("policy.threshold_bits=8.0", hardware="sram-accel", model="mamba-130m")[1]
     assert summary["ssm_state_sram_share"] == pytest.approx(1.0)
     assert summary["dram_bytes_per_token_ssm_state"] == 0.0
+
+
+def test_gating_the_conv_state_saves_more_on_mamba1():
+    plain = run("policy.threshold_bits=4.0", model="mamba-130m", hardware="lpddr5x-edge")[1]
+    both = run("policy.threshold_bits=4.0", "policy.gate_conv_state=true", model="mamba-130m",
+               hardware="lpddr5x-edge")[1]
+    assert both["dram_bytes_per_token_conv_state"] < plain["dram_bytes_per_token_conv_state"]
+    assert both["dram_bytes_per_token_ssm_state"] == pytest.approx(plain["dram_bytes_per_token_ssm_state"])
+    assert both["dram_served_bytes"] == pytest.approx(both["dram_bytes_total"])

@@ -59,6 +59,9 @@ class PolicyBase(Frozen):
     high_bits: Bits = 16
     group_size: PositiveInt = Field(64, description="state elements per quantisation scale")
     scale_bits: Literal[8, 16, 32] = 16
+    gate_conv_state: bool = Field(
+        False, description="store the conv state at the gated precision too (it is small for Mamba-2, "
+        "about a quarter of the SSM state for Mamba-1)")
     gate_on: Literal["previous", "current"] = Field(
         "previous", description="previous: precision of the state written at step t is chosen from the "
         "entropy known before step t; current: wait for step t's logits (buffers the new state)")
