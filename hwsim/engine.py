@@ -67,7 +67,7 @@ class DecodeEngine:
         self.dram = DramQueue(self.env, read_latency_ns, write_to_read_ns, read_to_write_ns)
 
     @classmethod
-    def for_traffic(cls, traffic: Traffic) -> "DecodeEngine":
+    def for_traffic(cls, traffic: Traffic) -> DecodeEngine:
         return cls(read_latency_ns=traffic.read_latency_ns, write_to_read_ns=traffic.write_to_read_ns,
                    read_to_write_ns=traffic.read_to_write_ns)
 
@@ -119,7 +119,7 @@ def _decode(env: simpy.Environment, dram: DramQueue, traffic: Traffic, gate_on_c
             starts[t] = env.now
             lm_ready = yield from run_layers(
                 t, ready, read_b[t], read_ns[t], write_b[t], write_ns[t], compute_ns[t],
-                lambda: dram.transfer(lm_b[t], lm_ns[t], "read"))
+                lambda t=t: dram.transfer(lm_b[t], lm_ns[t], "read"))
             pause = wait_until(lm_ready)
             if pause is not None:
                 yield pause

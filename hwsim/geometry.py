@@ -79,7 +79,7 @@ class ModelFootprint:
         return self.n_layers * self.weight_bytes_per_layer + self.lm_head_bytes
 
 
-def quantised_bytes(params: int | float, bits: int, group_size: int, scale_bits: int) -> float:
+def quantised_bytes(params: float, bits: int, group_size: int, scale_bits: int) -> float:
     """Bytes of `params` weights at `bits`; integer widths carry one scale per group."""
     payload = params * bits / 8.0
     return payload if bits >= 16 else payload + np.ceil(params / group_size) * scale_bits / 8.0

@@ -68,7 +68,6 @@ def _fill_layer_major(alloc: float, per_layer: np.ndarray, layer_index: np.ndarr
 
 def _lru(budget: float, layers: int, ssm_write: np.ndarray, ssm_read_first: float, conv: float,
          weights: float, lm_head: float) -> Placement:
-    steps = len(ssm_write)
     previous = np.concatenate([[ssm_read_first], ssm_write[:-1]])
     layer_index = np.arange(layers)[None, :]
     # bytes touched between the use of (layer l, step t-1) and (layer l, step t): one full cycle

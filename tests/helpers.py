@@ -6,6 +6,7 @@ import numpy as np
 
 from hwsim.config import load_experiment
 
+
 #: Entropy arrays used only as test inputs to check invariants (the product replays real traces).
 def entropy_inputs(seed: int = 0, streams: int = 3, length: int = 200) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from hwsim.cli import main
 from hwsim.config import DramPreset, Hardware, ModelSpec, load_experiment, load_preset
@@ -115,7 +116,7 @@ def test_preset_by_file_path(tmp_path):
 
 def test_config_is_frozen():
     exp = load_experiment()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         exp.workload.batch_size = 3  # type: ignore[misc]
 
 

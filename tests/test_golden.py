@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from hwsim.config import load_experiment
 from hwsim.runner import simulate_experiment
@@ -55,6 +54,6 @@ def test_one_layer_step_time_is_bus_time_plus_compute_and_latency():
     # Everything is DRAM-bound on this tiny layer; the step can be no faster than its bytes at peak and
     # no slower than all transfers serialised plus compute, latencies and turnarounds.
     exp = tiny({"kind": "static", "bits": 16}, steps=2)
-    summary, steps = simulate_experiment(exp, [np.full(100, 0.5)], keep_steps=True)
+    summary, _ = simulate_experiment(exp, [np.full(100, 0.5)], keep_steps=True)
     assert summary["simulated_time_ns"] >= summary["bound_dram_time_ns"]
     assert summary["simulated_time_ns"] < 10 * summary["bound_time_ns"] + 1000

@@ -8,8 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hwsim.policies.kinds import (HysteresisPolicy, PercentilePolicy, SpeculativePolicy, StaticPolicy,
-                                  ThresholdPolicy)
+from hwsim.policies.kinds import (
+    HysteresisPolicy,
+    PercentilePolicy,
+    SpeculativePolicy,
+    StaticPolicy,
+    ThresholdPolicy,
+)
 
 
 def column(values):

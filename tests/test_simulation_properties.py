@@ -24,7 +24,7 @@ def run(*overrides, entropies=None, **kw):
        st.sampled_from(["hbm3-accel", "lpddr5x-edge", "sram-accel"]),
        st.sampled_from(["previous", "current"]), st.integers(1, 16))
 def test_bytes_conserved_and_time_never_below_the_bound(kind, hardware, gate_on, batch):
-    exp, summary, steps = run(f"policy={{kind: {kind}, gate_on: {gate_on}}}",
+    _, summary, steps = run(f"policy={{kind: {kind}, gate_on: {gate_on}}}",
                               f"workload.batch_size={batch}", hardware=hardware)
     # what the accelerator asked of DRAM equals what the DRAM queue served
     assert summary["dram_served_bytes"] == pytest.approx(summary["dram_bytes_total"], rel=1e-9)
@@ -65,7 +65,7 @@ def test_same_seed_same_results_other_seed_other_offsets():
 @SLOW
 @given(st.integers(1, 64), st.sampled_from(["pinned", "lru"]))
 def test_sram_never_over_capacity(batch, residency):
-    exp, summary, steps = run(f"workload.batch_size={batch}", f"hardware.sram.residency.kind={residency}",
+    exp, _, steps = run(f"workload.batch_size={batch}", f"hardware.sram.residency.kind={residency}",
                               "policy.threshold_bits=2.0", model="mamba-130m")
     from hwsim.geometry import footprint
     from hwsim.traffic import check_capacity

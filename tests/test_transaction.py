@@ -6,10 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hwsim.config import Hardware, load_preset
+from hwsim.config import DramPreset, Hardware, load_preset
 from hwsim.config.hardware import DramMemory
 from hwsim.config.loading import known_presets
-from hwsim.config import DramPreset
 from hwsim.memory.transaction import DramTiming
 
 

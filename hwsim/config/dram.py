@@ -57,7 +57,7 @@ class DramTimings(Frozen):
     tRFC: PositiveFloat
 
     @model_validator(mode="after")
-    def _consistent(self) -> "DramTimings":
+    def _consistent(self) -> DramTimings:
         if self.tRFC >= self.tREFI:
             raise ValueError(f"tRFC ({self.tRFC} ns) must be shorter than tREFI ({self.tREFI} ns)")
         if self.tRC + 1e-9 < self.tRAS:
@@ -81,7 +81,7 @@ class DramPreset(Frozen):
     energy: DramEnergy
 
     @model_validator(mode="after")
-    def _declared_matches_derived(self) -> "DramPreset":
+    def _declared_matches_derived(self) -> DramPreset:
         derived = self.organisation.peak_bandwidth_GBps
         declared = self.organisation.declared_peak_bandwidth_GBps
         if abs(derived - declared) > 0.01 * declared:

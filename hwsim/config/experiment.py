@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt
 
@@ -15,7 +15,7 @@ from hwsim.policies import PolicyConfig
 class Workload(Frozen):
     """Which real traces the streams replay, how many streams decode together, for how long."""
 
-    traces: Optional[tuple[str, ...]] = Field(
+    traces: tuple[str, ...] | None = Field(
         None, description="catalog names or paths; default: the shipped trace set")
     batch_size: PositiveInt = 64
     steps: PositiveInt = Field(2048, description="decode steps simulated (each step: one token per stream)")

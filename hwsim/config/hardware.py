@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
@@ -17,7 +17,7 @@ class DramMemory(Frozen):
 
     preset: DramPreset
     stacks: PositiveInt = 1
-    data_rate_Gbps_per_pin: Optional[PositiveFloat] = Field(
+    data_rate_Gbps_per_pin: PositiveFloat | None = Field(
         None, description="override of the preset's pin rate (products often run below the JEDEC maximum)")
     interleave_bytes: PositiveInt = Field(256, description="address interleave granularity across channels")
     source: str = Field(min_length=3)
@@ -91,7 +91,7 @@ class Hardware(Frozen):
     name: str
     description: str = ""
     source: str = Field(min_length=3)
-    dram: Optional[DramMemory] = Field(None, description="absent for an SRAM-only design")
+    dram: DramMemory | None = Field(None, description="absent for an SRAM-only design")
     sram: Sram
     compute: Compute
     dma: Dma

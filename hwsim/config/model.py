@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
@@ -19,19 +19,19 @@ class ModelSpec(Frozen):
     expand: PositiveInt = 2
     d_state: PositiveInt
     d_conv: PositiveInt = 4
-    headdim: Optional[PositiveInt] = Field(None, description="Mamba-2 only")
-    ngroups: Optional[PositiveInt] = Field(None, description="Mamba-2 only")
-    dt_rank: Optional[PositiveInt] = Field(None, description="Mamba-1 only; default ceil(d_model / 16)")
+    headdim: PositiveInt | None = Field(None, description="Mamba-2 only")
+    ngroups: PositiveInt | None = Field(None, description="Mamba-2 only")
+    dt_rank: PositiveInt | None = Field(None, description="Mamba-1 only; default ceil(d_model / 16)")
     vocab_size: PositiveInt
     tie_embeddings: bool = True
-    declared_params: Optional[PositiveInt] = None
+    declared_params: PositiveInt | None = None
     weight_bits: Literal[16, 8, 4] = Field(16, description="storage precision of the weights")
     weight_group_size: PositiveInt = Field(128, description="elements per scale for int8/int4 weights")
     weight_scale_bits: Literal[16, 32] = 16
     activation_bits: Literal[16, 32] = 16
 
     @model_validator(mode="after")
-    def _architecture_fields(self) -> "ModelSpec":
+    def _architecture_fields(self) -> ModelSpec:
         if self.architecture == "mamba2":
             if self.headdim is None or self.ngroups is None:
                 raise ValueError("mamba2 models need headdim and ngroups")

@@ -35,7 +35,7 @@ class DramTiming:
     peak_bytes_per_ns: float
 
     @classmethod
-    def from_config(cls, dram: DramMemory) -> "DramTiming":
+    def from_config(cls, dram: DramMemory) -> DramTiming:
         org, t = dram.preset.organisation, dram.preset.timings_ns
         burst_ns = org.burst_length / dram.pin_rate_Gbps  # bits per pin / (Gb/s) = ns
         return cls(

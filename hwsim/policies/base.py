@@ -80,7 +80,7 @@ class PolicyBase(Frozen):
     def write_bits(self, gate_entropy: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def calibrated(self, traces: list[np.ndarray]) -> "PolicyBase":
+    def calibrated(self, traces: list[np.ndarray]) -> PolicyBase:
         """A policy ready to run; policies that learn a threshold from trace prefixes override this."""
         return self
 

@@ -17,7 +17,7 @@ class StaticPolicy(PolicyBase):
     bits: Bits = 16
 
     @model_validator(mode="after")
-    def _bits_in_range(self) -> "StaticPolicy":
+    def _bits_in_range(self) -> StaticPolicy:
         if self.bits > self.high_bits:
             raise ValueError(f"bits ({self.bits}) above high_bits ({self.high_bits})")
         return self

@@ -6,10 +6,15 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from hwsim.policies.kinds import (HysteresisPolicy, PercentilePolicy, SpeculativePolicy, StaticPolicy,
-                                  ThresholdPolicy)
+from hwsim.policies.kinds import (
+                                  HysteresisPolicy,
+                                  PercentilePolicy,
+                                  SpeculativePolicy,
+                                  StaticPolicy,
+                                  ThresholdPolicy,
+)
 
 POLICY_KINDS = {cls.model_fields["kind"].default: cls for cls in
                 (StaticPolicy, ThresholdPolicy, HysteresisPolicy, PercentilePolicy, SpeculativePolicy)}
 
-PolicyConfig = Annotated[Union[tuple(POLICY_KINDS.values())], Field(discriminator="kind")]
+PolicyConfig = Annotated[Union[tuple(POLICY_KINDS.values())], Field(discriminator="kind")]  # noqa: UP007
