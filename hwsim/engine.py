@@ -32,8 +32,9 @@ class DramQueue:
         self.served_bytes = {"read": 0.0, "write": 0.0}
         self.busy_ns = 0.0
 
-    def transfer(self, nbytes: float, service_ns: float, direction: str) -> float:
-        """Queue a transfer; return the time its data is in place."""
+    def transfer(self, nbytes: float, service_ns: float, direction: str, tag: tuple = ()) -> float:
+        """Queue a transfer; return the time its data is in place. `tag` names the transfer (kind, step,
+        layer) for the detailed level (`hwsim.memory.detailed_queue`), which turns it into requests."""
         if nbytes <= 0.0:
             return self.env.now
         start = max(self.env.now, self.free_at_ns)
@@ -62,14 +63,17 @@ class DecodeEngine:
     """One simulated accelerator; `run` advances it through a chunk of steps, keeping its clock and its
     DRAM queue between chunks so long runs stream through in constant memory."""
 
-    def __init__(self, *, read_latency_ns: float, write_to_read_ns: float, read_to_write_ns: float):
+    def __init__(self, *, read_latency_ns: float, write_to_read_ns: float, read_to_write_ns: float,
+                 dram_queue=None):
         self.env = simpy.Environment()
-        self.dram = DramQueue(self.env, read_latency_ns, write_to_read_ns, read_to_write_ns)
+        self.dram = (dram_queue(self.env) if dram_queue is not None
+                     else DramQueue(self.env, read_latency_ns, write_to_read_ns, read_to_write_ns))
 
     @classmethod
-    def for_traffic(cls, traffic: Traffic) -> DecodeEngine:
+    def for_traffic(cls, traffic: Traffic, dram_queue=None) -> DecodeEngine:
+        """`dram_queue(env)` builds another queue with DramQueue's interface (run.fidelity: detailed)."""
         return cls(read_latency_ns=traffic.read_latency_ns, write_to_read_ns=traffic.write_to_read_ns,
-                   read_to_write_ns=traffic.read_to_write_ns)
+                   read_to_write_ns=traffic.read_to_write_ns, dram_queue=dram_queue)
 
     def run(self, traffic: Traffic, *, gate_on_current: bool = False) -> Timeline:
         served_before = dict(self.dram.served_bytes)
@@ -101,47 +105,50 @@ def _decode(env: simpy.Environment, dram: DramQueue, traffic: Traffic, gate_on_c
     def wait_until(t_ns: float):
         return env.timeout(t_ns - env.now) if t_ns > env.now else None
 
-    def run_layers(t: int, ready: float, reads_b, reads_ns, writes_b, writes_ns, compute, last_prefetch):
+    def run_layers(t: int, ready: float, reads_b, reads_ns, writes_b, writes_ns, compute, last_prefetch,
+                   read_kind="layer_read", write_kind="layer_write"):
         """Yield through one pass over the layers; returns the time the follow-on prefetch lands."""
         for layer in range(layers):
             pause = wait_until(ready)
             if pause is not None:
                 yield pause
-            ready = (dram.transfer(reads_b[layer + 1], reads_ns[layer + 1], "read")
+            ready = (dram.transfer(reads_b[layer + 1], reads_ns[layer + 1], "read", (read_kind, t, layer + 1))
                      if layer + 1 < layers else last_prefetch())
             yield env.timeout(compute[layer])
-            dram.transfer(writes_b[layer], writes_ns[layer], "write")
+            dram.transfer(writes_b[layer], writes_ns[layer], "write", (write_kind, t, layer))
         return ready
 
     def decode():
-        ready = dram.transfer(read_b[0][0], read_ns[0][0], "read")
+        ready = dram.transfer(read_b[0][0], read_ns[0][0], "read", ("layer_read", 0, 0))
         for t in range(steps):
             starts[t] = env.now
             lm_ready = yield from run_layers(
                 t, ready, read_b[t], read_ns[t], write_b[t], write_ns[t], compute_ns[t],
-                lambda t=t: dram.transfer(lm_b[t], lm_ns[t], "read"))
+                lambda t=t: dram.transfer(lm_b[t], lm_ns[t], "read", ("lm_read", t)))
             pause = wait_until(lm_ready)
             if pause is not None:
                 yield pause
             simple_step = not gate_on_current and passes[t] == 0
             if simple_step and t + 1 < steps:  # next step's first layer streams in under the LM head
-                ready = dram.transfer(read_b[t + 1][0], read_ns[t + 1][0], "read")
+                ready = dram.transfer(read_b[t + 1][0], read_ns[t + 1][0], "read", ("layer_read", t + 1, 0))
             yield env.timeout(lm_compute[t])
             if gate_on_current:  # the gated write-back waits for this step's logits
-                spilled = dram.transfer(traffic.deferred_read_bytes[t], traffic.deferred_read_ns[t], "read")
+                spilled = dram.transfer(traffic.deferred_read_bytes[t], traffic.deferred_read_ns[t], "read",
+                                        ("deferred_read", t))
                 pause = wait_until(spilled)
                 if pause is not None:
                     yield pause
-                dram.transfer(traffic.deferred_write_bytes[t], traffic.deferred_write_ns[t], "write")
+                dram.transfer(traffic.deferred_write_bytes[t], traffic.deferred_write_ns[t], "write",
+                              ("deferred_write", t))
             for _ in range(passes[t]):  # rollback: re-execute the layers at high precision
                 rb, rns = float(traffic.replay_layer_read_bytes[t]), float(traffic.replay_layer_read_ns[t])
                 wb, wns = float(traffic.replay_layer_write_bytes[t]), float(traffic.replay_layer_write_ns[t])
                 cns = float(traffic.replay_layer_compute_ns[t])
-                first = dram.transfer(rb, rns, "read")
+                first = dram.transfer(rb, rns, "read", ("replay_read", t, 0))
                 yield from run_layers(t, first, [rb] * layers, [rns] * layers, [wb] * layers, [wns] * layers,
-                                      [cns] * layers, lambda: env.now)
+                                      [cns] * layers, lambda: env.now, "replay_read", "replay_write")
             if not simple_step and t + 1 < steps:
-                ready = dram.transfer(read_b[t + 1][0], read_ns[t + 1][0], "read")
+                ready = dram.transfer(read_b[t + 1][0], read_ns[t + 1][0], "read", ("layer_read", t + 1, 0))
             ends[t] = env.now
 
     env.process(decode())

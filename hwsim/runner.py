@@ -59,6 +59,30 @@ def analytic_bound(exp: Experiment, acc: SummaryAccumulator, weight_key: str) ->
     return bound
 
 
+def detailed_queue(exp: Experiment, fp):
+    """`run.fidelity: detailed`: a factory for the request-level DRAM queue (None for the fast level)."""
+    if exp.run.fidelity != "detailed" or exp.hardware.dram is None:
+        return None
+    from hwsim.memory.detailed import DetailedDram
+    from hwsim.memory.detailed_queue import DetailedDramQueue
+
+    controller = DetailedDram(exp.hardware.dram, queue_depth=exp.hardware.dma.queue_depth)
+    return lambda env: DetailedDramQueue(env, controller)
+
+
+def transfer_requests(exp: Experiment, fp, policy, plan, traffic, first_step: int):
+    from hwsim.memory.detailed_queue import TransferRequests
+    from hwsim.memory.layout import AddressLayout
+
+    layout = AddressLayout.build(fp, batch=exp.workload.batch_size, vocab=exp.model.vocab_size,
+                                 high_bits=policy.high_bits, group_size=policy.group_size,
+                                 scale_bits=policy.scale_bits,
+                                 access_bytes=exp.hardware.dram.preset.organisation.access_bytes,
+                                 seed=exp.workload.seed)
+    return TransferRequests(layout, fp=fp, plan=plan, traffic=traffic, policy=policy,
+                            batch=exp.workload.batch_size, first_step=first_step)
+
+
 def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_path: Path | None = None,
                         keep_steps: bool = False) -> tuple[dict, pd.DataFrame | None]:
     fp = footprint(exp.model)
@@ -77,7 +101,9 @@ def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_p
                              checkpoint_bits=plan.checkpoint_bits[rows], replay_steps=plan.replay_steps[rows],
                              low_bits=plan.low_bits, high_bits=plan.high_bits)
             traffic = build_traffic(exp, fp, sub, dram, budget)
-            engine = engine or DecodeEngine.for_traffic(traffic)
+            engine = engine or DecodeEngine.for_traffic(traffic, detailed_queue(exp, fp))
+            if exp.run.fidelity == "detailed" and exp.hardware.dram is not None:
+                engine.dram.bind(transfer_requests(exp, fp, policy, sub, traffic, first))
             timeline = engine.run(traffic, gate_on_current=policy.gate_on == "current")
             frame = add_energy(step_frame(traffic, timeline, first, exp.workload.batch_size), table)
             frame["entropy_bits_mean"] = dealt.entropy_bits[rows].mean(axis=1)

@@ -23,7 +23,9 @@ class Workload(Frozen):
 
 
 class Run(Frozen):
-    fidelity: Literal["fast"] = Field("fast", description="fast: transaction-level HBM model")
+    fidelity: Literal["fast", "detailed"] = Field(
+        "fast", description="fast: transaction-level DRAM model (closed form, calibrated); detailed: "
+        "request-level FR-FCFS controllers per channel (hwsim.memory.detailed), much slower")
     chunk_steps: PositiveInt = Field(512, description="steps per chunk written to steps.parquet")
     baseline: bool = Field(True, description="also simulate static high-precision and report savings")
 

@@ -5,6 +5,10 @@ is the larger of its data-bus time and its activate limit (four activates per tF
 one per tRC per bank), stretched by refresh (tRFC every tREFI). So streaming reaches about
 1 - tRFC/tREFI of peak and small random accesses are tFAW-bound, as DRAMsim3 and Ramulator 2 show.
 Everything is numpy-vectorised over transfers; no per-burst loop.
+
+The closed form is then scaled by the preset's calibration (configs/calibration/<preset>.yaml: a factor
+per run size measured with the detailed request-level model, `hwsim dram calibrate`), so both levels
+agree on the patterns hwsim generates. `from_config(dram, calibrated=False)` gives the bare closed form.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.config.hardware import DramMemory
+from hwsim.memory.calibration import Calibration, load_calibration
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,16 @@ class DramTiming:
     write_to_read_ns: float
     read_to_write_ns: float
     peak_bytes_per_ns: float
+    calibration: Calibration | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        return self.calibration is not None
 
     @classmethod
-    def from_config(cls, dram: DramMemory) -> DramTiming:
+    def from_config(cls, dram: DramMemory, *, calibrated: bool = True) -> DramTiming:
         org, t = dram.preset.organisation, dram.preset.timings_ns
+        calibration = load_calibration(dram.preset.name) if calibrated else None
         burst_ns = org.burst_length / dram.pin_rate_Gbps  # bits per pin / (Gb/s) = ns
         return cls(
             units=dram.units, unit_bytes_per_ns=dram.unit_bandwidth_GBps,
@@ -47,7 +58,7 @@ class DramTiming:
             read_latency_ns=t.tRCD + t.tCL + burst_ns,
             write_to_read_ns=t.tCWL + burst_ns + t.tWTR_L,
             read_to_write_ns=max(t.tCL + burst_ns + 2 * t.tCK - t.tCWL, 0.0),
-            peak_bytes_per_ns=dram.peak_bandwidth_GBps)
+            peak_bytes_per_ns=dram.peak_bandwidth_GBps, calibration=calibration)
 
     def activates(self, nbytes: np.ndarray | float, run_bytes: np.ndarray | float) -> np.ndarray:
         """Row activations to move `nbytes` laid out as contiguous runs of `run_bytes`.
@@ -69,7 +80,8 @@ class DramTiming:
         bus_ns = busiest_unit_bytes / self.unit_bytes_per_ns
         activates_per_unit = np.ceil(self.activates(nbytes, run_bytes) / self.units)
         activate_ns = activates_per_unit * max(self.activate_interval_ns, self.tRC_ns / self.banks_per_unit)
-        return np.maximum(bus_ns, activate_ns) / self.refresh_efficiency
+        closed = np.maximum(bus_ns, activate_ns) / self.refresh_efficiency
+        return closed if self.calibration is None else closed * self.calibration.scale(run_bytes)
 
     def efficiency(self, nbytes: float, run_bytes: float) -> float:
         """Achieved share of peak bandwidth for a transfer (a closed form the tests compare against)."""

@@ -1,0 +1,110 @@
+"""`hwsim dram run | presets | calibrate` and `hwsim export-trace`: the detailed DRAM model's commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    dram = subparsers.add_parser("dram", help="request-level DRAM model: replay traces, list presets, calibrate")
+    sub = dram.add_subparsers(dest="dram_command", metavar="SUBCOMMAND", required=True)
+    run = sub.add_parser("run", help="replay a DRAMsim3 or Ramulator 2 trace through the detailed model")
+    run.add_argument("trace")
+    run.add_argument("--preset", default="hbm3_6400", help="a configs/dram preset (default hbm3_6400)")
+    run.add_argument("--stacks", type=int, default=1)
+    run.add_argument("--queue-depth", type=int, default=128, help="entries per channel queue (default 128)")
+    run.add_argument("--mapping", default=None, help="address mapping, MSB first (default RoBaBgCoCh)")
+    run.add_argument("--interleave-bytes", type=int, default=256)
+    run.add_argument("--closed-row", action="store_true", help="closed-row policy (default open row)")
+    run.add_argument("--format", choices=("dramsim3", "ramulator2"), default=None,
+                     help="trace format (default: guessed from the first line)")
+    run.set_defaults(func=cmd_run)
+    presets = sub.add_parser("presets", help="list the DRAM presets")
+    presets.set_defaults(func=cmd_presets)
+    cal = sub.add_parser("calibrate", help="calibrate the fast model from the detailed one")
+    cal.add_argument("--preset", action="append", help="preset name (repeatable; default: all)")
+    cal.set_defaults(func=cmd_calibrate)
+    export = subparsers.add_parser("export-trace", help="write a run's DRAM requests as a DRAMsim3 or "
+                                   "Ramulator 2 trace")
+    export.add_argument("experiment")
+    export.add_argument("--format", choices=("dramsim3", "ramulator2"), default="dramsim3")
+    export.add_argument("--steps", type=int, default=None, help="only the first N steps")
+    export.add_argument("--out", required=True)
+    export.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value")
+    export.set_defaults(func=cmd_export)
+
+
+def _dram(preset: str, stacks: int = 1, interleave_bytes: int = 256):
+    from hwsim.config import DramPreset, load_preset
+    from hwsim.config.hardware import DramMemory
+
+    return DramMemory(preset=load_preset("dram", preset, DramPreset), stacks=stacks,
+                      interleave_bytes=interleave_bytes, source="hwsim dram command line")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hwsim.memory.detailed import DetailedDram
+    from hwsim.memory.dram_traces import read_trace
+    from hwsim.memory.mapping import DEFAULT_MAPPING
+
+    dram = _dram(args.preset, args.stacks, args.interleave_bytes)
+    trace = read_trace(args.trace, fmt=args.format, tCK_ns=dram.preset.timings_ns.tCK)
+    model = DetailedDram(dram, queue_depth=args.queue_depth, mapping=args.mapping or DEFAULT_MAPPING,
+                         closed_row=args.closed_row)
+    model.submit(trace.address, trace.is_write, trace.arrival_ns)
+    print(format_stats(model.stats(), f"{args.trace} ({trace.format}, {len(trace.address):,} requests) on "
+                       f"{args.preset} x{args.stacks}, queue {args.queue_depth}, mapping "
+                       f"{args.mapping or DEFAULT_MAPPING}{', closed row' if args.closed_row else ''}"))
+    return 0
+
+
+def format_stats(st, title: str) -> str:
+    pct = st.latency_percentiles_ns()
+    return "\n".join([
+        title,
+        f"bandwidth_GBps        {st.bandwidth_GBps:,.2f} ({100 * st.efficiency:.1f}% of peak "
+        f"{st.peak_bandwidth_GBps:,.1f})",
+        f"elapsed_ns            {st.elapsed_ns:,.1f}",
+        "latency_ns            " + "  ".join(f"{k} {v:,.1f}" for k, v in pct.items())
+        + f"  mean {st.latency_ns.mean() if len(st.latency_ns) else 0.0:,.1f}",
+        f"row_hit_rate          {st.row_hit_rate:.3f}",
+        f"reads / writes        {st.reads:,} / {st.writes:,}",
+        f"activates             {st.activates:,}",
+        f"refreshes             {st.refreshes:,}",
+        "energy_pJ             " + "  ".join(f"{k} {v:,.0f}" for k, v in st.energy_pJ.items()),
+    ])
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from hwsim.config import DramPreset, load_preset
+    from hwsim.config.loading import known_presets
+
+    print(f"{'name':<16}{'peak GB/s':>11}  source")
+    for name in known_presets("dram"):
+        p = load_preset("dram", name, DramPreset)
+        print(f"{name:<16}{p.organisation.peak_bandwidth_GBps:>11,.1f}  {p.source}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from hwsim.config import DramPreset, load_preset
+    from hwsim.config.loading import known_presets
+    from hwsim.memory.calibration import calibrate, write_calibration
+
+    for name in args.preset or known_presets("dram"):
+        data = calibrate(load_preset("dram", name, DramPreset))
+        path = write_calibration(data)
+        print(f"{name}: " + ", ".join(f"{p['run_bytes']} B x{p['factor']:.3f}" for p in data["points"])
+              + f" -> {path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hwsim.config.loading import load_experiment
+    from hwsim.memory.export import export_trace
+
+    exp = load_experiment(args.experiment, args.overrides)
+    count = export_trace(exp, Path(args.out), fmt=args.format, steps=args.steps)
+    print(f"wrote {count:,} requests ({args.format}) to {args.out}")
+    return 0

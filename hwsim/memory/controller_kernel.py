@@ -1,0 +1,288 @@
+"""The per-channel FR-FCFS controller loop, compiled by numba when it is installed (plain Python else).
+
+Kept apart from `detailed.py` so the compiled part is one function over flat arrays: the state of
+every (pseudo-)channel lives in numpy arrays owned by `DetailedDram` and persists between calls.
+
+Event-driven: time jumps from one command to the next; nothing ticks through idle cycles. Per channel:
+ - admission: requests enter in arrival order while the queue has a free entry; an entry is held from
+   admission until the request's data burst ends, so queue depth bounds the look-ahead;
+ - row preparation: for the oldest waiting request of every bank that has no waiting row hit, precharge
+   (open row) and activate at the earliest legal time (tRP, tRAS, tRC, tRRD_S/L, tFAW);
+ - column command: the waiting row hit that can issue earliest (tRCD, tCCD_S/L, read-to-write
+   turnaround, tWTR_S/L after write data), oldest first on ties (first-ready, first-come-first-served);
+ - precharge readiness after a column command (tRTP after reads, tWR after write data);
+ - closed-row policy: a bank with no further waiting hits precharges right after its column command;
+ - all-bank refresh every tREFI: precharge all, then tRFC with no commands.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:  # numba makes this loop ~100x faster; without it the same code runs as plain Python
+    from numba import njit
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    def njit(*args, **kwargs):
+        return args[0] if args and callable(args[0]) else (lambda f: f)
+
+# indices into the timing vector (ns); `detailed.KernelTimings` builds it
+T_RCD, T_CL, T_CWL, T_RP, T_RAS, T_RC, T_RRD_S, T_RRD_L, T_FAW, T_CCD_S, T_CCD_L, T_WR, T_WTR_S, \
+    T_WTR_L, T_RTP, T_REFI, T_RFC, T_BURST, T_RTW = range(19)
+# indices into the per-channel scalar state
+C_LAST_ACT, C_LAST_ACT_BG, C_LAST_COL, C_LAST_COL_BG, C_LAST_READ_COL, C_LAST_WRITE_END, \
+    C_LAST_WRITE_BG, C_NEXT_REF, C_NOW, C_FAW0, C_FAW1, C_FAW2, C_FAW3, C_FAW_I, C_LAST_DIR = range(15)
+# indices into the per-channel counters
+N_ACT, N_REF, N_READ, N_WRITE, N_HIT, N_RW_SWITCH, N_WR_SWITCH = range(7)
+
+
+@njit(cache=True)
+def _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, groups_per_bank, until):
+    """Run every refresh due before `until` on channel u; banks close, commands wait tRFC."""
+    while chan[u, C_NEXT_REF] <= until:
+        start = chan[u, C_NEXT_REF]
+        any_open = False
+        for b in range(open_row.shape[1]):
+            if open_row[u, b] >= 0:
+                any_open = True
+                if pre_ready[u, b] > start:
+                    start = pre_ready[u, b]
+        if chan[u, C_LAST_WRITE_END] > start:
+            start = chan[u, C_LAST_WRITE_END]
+        done = start + (t[T_RP] if any_open else 0.0) + t[T_RFC]
+        for b in range(open_row.shape[1]):
+            open_row[u, b] = -1
+            hits[b] = 0
+            if act_ready[u, b] < done:
+                act_ready[u, b] = done
+        counts[u, N_REF] += 1
+        chan[u, C_NEXT_REF] += t[T_REFI]
+
+
+@njit(cache=True)
+def _heap_push(heap, u, size, value):
+    i = size
+    heap[u, i] = value
+    while i > 0:
+        parent = (i - 1) // 2
+        if heap[u, parent] <= heap[u, i]:
+            break
+        heap[u, parent], heap[u, i] = heap[u, i], heap[u, parent]
+        i = parent
+
+
+@njit(cache=True)
+def _heap_pop(heap, u, size):
+    """Remove the smallest of heap[u, :size]; the caller decrements its size."""
+    last = size - 1
+    heap[u, 0] = heap[u, last]
+    i = 0
+    while True:
+        left, right, small = 2 * i + 1, 2 * i + 2, i
+        if left < last and heap[u, left] < heap[u, small]:
+            small = left
+        if right < last and heap[u, right] < heap[u, small]:
+            small = right
+        if small == i:
+            break
+        heap[u, small], heap[u, i] = heap[u, i], heap[u, small]
+        i = small
+
+
+@njit(cache=True)
+def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
+                 chan, open_row, row_ready, act_ready, pre_ready, inflight, n_inflight, counts, completion,
+                 was_hit):
+    """Schedule every request of every channel; fills `completion` (ns) and `was_hit` in place.
+
+    Requests of channel u are rows offsets[u]:offsets[u+1], in arrival order. Waiting requests sit in
+    one doubly linked list per bank (oldest first), so a decision costs O(banks), not O(queue depth).
+    `inflight[u]` is a min-heap of the completion times of requests still holding a queue entry."""
+    n_units = offsets.shape[0] - 1
+    n_banks = open_row.shape[1]
+    p_req = np.empty(queue_depth, np.int64)     # pool of queue entries
+    p_adm = np.empty(queue_depth, np.float64)
+    p_next = np.empty(queue_depth, np.int64)
+    p_prev = np.empty(queue_depth, np.int64)
+    free = np.empty(queue_depth, np.int64)
+    head = np.empty(n_banks, np.int64)
+    tail = np.empty(n_banks, np.int64)
+    waiting = np.zeros(n_banks, np.int64)
+    hits = np.zeros(n_banks, np.int64)          # waiting requests that hit each bank's open row
+    for u in range(n_units):
+        lo, hi = offsets[u], offsets[u + 1]
+        if lo == hi:
+            continue
+        for j in range(queue_depth):
+            free[j] = queue_depth - 1 - j
+        n_free = queue_depth
+        for b in range(n_banks):
+            head[b] = -1
+            tail[b] = -1
+            waiting[b] = 0
+            hits[b] = 0
+        k = lo
+        nwait = 0
+        now = chan[u, C_NOW]
+        size = n_inflight[u]
+        while k < hi or nwait > 0:
+            # admission: in order, while an entry is free by `now` (idle channel: jump to the arrival)
+            while k < hi and nwait < queue_depth:
+                t_adm = arrival[k]
+                if nwait + size >= queue_depth:
+                    t_adm = max(t_adm, inflight[u, 0])
+                if nwait == 0 and t_adm > now:
+                    now = t_adm
+                if t_adm > now:
+                    break
+                while size > 0 and inflight[u, 0] <= t_adm:
+                    _heap_pop(inflight, u, size)
+                    size -= 1
+                n_free -= 1
+                e = free[n_free]
+                b = bank[k]
+                p_req[e] = k
+                p_adm[e] = t_adm
+                p_next[e] = -1
+                p_prev[e] = tail[b]
+                if tail[b] >= 0:
+                    p_next[tail[b]] = e
+                else:
+                    head[b] = e
+                tail[b] = e
+                waiting[b] += 1
+                if open_row[u, b] == row[k]:
+                    hits[b] += 1
+                nwait += 1
+                k += 1
+            if nwait == 0:
+                continue
+            if chan[u, C_NEXT_REF] <= now:
+                _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, banks_per_group, now)
+            # row preparation: banks with waiting requests but no waiting hit, oldest request first
+            redo = False
+            while True:
+                pick = -1
+                for b in range(n_banks):
+                    if waiting[b] > 0 and hits[b] == 0:
+                        if pick < 0 or p_req[head[b]] < p_req[head[pick]]:
+                            pick = b
+                if pick < 0:
+                    break
+                b = pick
+                e = head[b]
+                r = p_req[e]
+                act = max(p_adm[e], act_ready[u, b])
+                if open_row[u, b] >= 0:
+                    act = max(act, max(p_adm[e], pre_ready[u, b]) + t[T_RP])
+                g = b // banks_per_group
+                same = chan[u, C_LAST_ACT_BG] == g
+                act = max(act, chan[u, C_LAST_ACT] + (t[T_RRD_L] if same else t[T_RRD_S]))
+                fi = int(chan[u, C_FAW_I])
+                act = max(act, chan[u, C_FAW0 + fi] + t[T_FAW])
+                if act >= chan[u, C_NEXT_REF]:
+                    _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, banks_per_group, act)
+                    redo = True
+                    break
+                chan[u, C_FAW0 + fi] = act
+                chan[u, C_FAW_I] = (fi + 1) % 4
+                chan[u, C_LAST_ACT] = act
+                chan[u, C_LAST_ACT_BG] = g
+                open_row[u, b] = row[r]
+                row_ready[u, b] = act + t[T_RCD]
+                act_ready[u, b] = act + t[T_RC]
+                pre_ready[u, b] = act + t[T_RAS]
+                counts[u, N_ACT] += 1
+                was_hit[r] = False
+                n = 0
+                e = head[b]
+                while e >= 0:
+                    if row[p_req[e]] == row[r]:
+                        n += 1
+                    e = p_next[e]
+                hits[b] = n
+            if redo:
+                continue
+            # column command: per bank the oldest read hit and oldest write hit are the candidates;
+            # the one that can issue first wins, the oldest on ties
+            best = -1
+            best_col = np.inf
+            for b in range(n_banks):
+                if hits[b] == 0:
+                    continue
+                g = b // banks_per_group
+                base = max(now, row_ready[u, b])
+                base = max(base, chan[u, C_LAST_COL] + (t[T_CCD_L] if chan[u, C_LAST_COL_BG] == g else t[T_CCD_S]))
+                seen_read = False
+                seen_write = False
+                e = head[b]
+                while e >= 0 and not (seen_read and seen_write):
+                    r = p_req[e]
+                    if row[r] == open_row[u, b]:
+                        if is_write[r] and not seen_write:
+                            seen_write = True
+                            col = max(base, chan[u, C_LAST_READ_COL] + t[T_RTW])
+                            if col < best_col or (col == best_col and r < p_req[best]):
+                                best_col = col
+                                best = e
+                        elif not is_write[r] and not seen_read:
+                            seen_read = True
+                            wtr = t[T_WTR_L] if chan[u, C_LAST_WRITE_BG] == g else t[T_WTR_S]
+                            col = max(base, chan[u, C_LAST_WRITE_END] + wtr)
+                            if col < best_col or (col == best_col and r < p_req[best]):
+                                best_col = col
+                                best = e
+                    e = p_next[e]
+            if best < 0:  # cannot happen: every bank with waiting requests has a waiting hit
+                raise RuntimeError("controller found no issuable request")
+            col = best_col
+            if col >= chan[u, C_NEXT_REF]:
+                _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, banks_per_group, col)
+                continue
+            e = best
+            r = p_req[e]
+            b = bank[r]
+            g = b // banks_per_group
+            if is_write[r]:
+                end = col + t[T_CWL] + t[T_BURST]
+                pre_ready[u, b] = max(pre_ready[u, b], end + t[T_WR])
+                chan[u, C_LAST_WRITE_END] = end
+                chan[u, C_LAST_WRITE_BG] = g
+                counts[u, N_WRITE] += 1
+                if chan[u, C_LAST_DIR] == 0:
+                    counts[u, N_RW_SWITCH] += 1
+                chan[u, C_LAST_DIR] = 1
+            else:
+                end = col + t[T_CL] + t[T_BURST]
+                pre_ready[u, b] = max(pre_ready[u, b], col + t[T_RTP])
+                chan[u, C_LAST_READ_COL] = col
+                counts[u, N_READ] += 1
+                if chan[u, C_LAST_DIR] == 1:
+                    counts[u, N_WR_SWITCH] += 1
+                chan[u, C_LAST_DIR] = 0
+            if was_hit[r]:
+                counts[u, N_HIT] += 1
+            chan[u, C_LAST_COL] = col
+            chan[u, C_LAST_COL_BG] = g
+            completion[r] = end
+            _heap_push(inflight, u, size, end)
+            size += 1
+            # unlink the entry from its bank's list
+            if p_prev[e] >= 0:
+                p_next[p_prev[e]] = p_next[e]
+            else:
+                head[b] = p_next[e]
+            if p_next[e] >= 0:
+                p_prev[p_next[e]] = p_prev[e]
+            else:
+                tail[b] = p_prev[e]
+            free[n_free] = e
+            n_free += 1
+            waiting[b] -= 1
+            hits[b] -= 1
+            if closed_row and hits[b] == 0:  # auto-precharge
+                act_ready[u, b] = max(act_ready[u, b], pre_ready[u, b] + t[T_RP])
+                open_row[u, b] = -1
+            nwait -= 1
+            now = col
+        chan[u, C_NOW] = now
+        n_inflight[u] = size

@@ -1,0 +1,96 @@
+"""Address mapping: which (pseudo-)channel, bank group, bank, row and column a byte address falls in.
+
+A mapping is a string of fields from the most to the least significant digit, as Ramulator 2 names
+them: `Ro` row, `Ra` rank (one rank here, so it takes no digits), `Bg` bank group, `Ba` bank within its
+group, `Co` column, `Ch` channel (every (pseudo-)channel of every stack, counted as one field). Fields
+are mixed-radix digits, not bits, so 5 stacks x 32 pseudo-channels = 160 channels map without holes.
+
+Below the string sit the byte offset inside one access (`access_bytes`) and, when `interleave_bytes` is
+larger than one access, the low column digits that keep one interleave block in one channel (the
+fast model's interleave). With `interleave_bytes == access_bytes` the string is exactly Ramulator's.
+
+Default `RoBaBgCoCh`: consecutive interleave blocks rotate over all channels; within a channel a row
+fills before the next bank group is used, so streams get row hits and activates overlap across groups.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwsim.errors import HwsimInputError
+
+DEFAULT_MAPPING = "RoBaBgCoCh"
+FIELDS = ("Ro", "Ra", "Bg", "Ba", "Co", "Ch")
+REQUIRED = ("Ro", "Bg", "Ba", "Co", "Ch")
+
+
+def parse_mapping(text: str) -> tuple[str, ...]:
+    """Split `RoBaBgCoCh` into fields, rejecting unknown, missing or repeated ones."""
+    parts = re.findall(r"[A-Z][a-z]", text)
+    if "".join(parts) != text:
+        raise HwsimInputError(f"mapping {text!r}: not a sequence of two-letter fields", key="mapping",
+                              allowed=", ".join(FIELDS))
+    unknown = [p for p in parts if p not in FIELDS]
+    if unknown:
+        raise HwsimInputError(f"mapping {text!r}: unknown field(s) {', '.join(unknown)}", key="mapping",
+                              allowed=", ".join(FIELDS))
+    missing = [f for f in REQUIRED if f not in parts]
+    repeated = sorted({p for p in parts if parts.count(p) > 1})
+    if missing or repeated:
+        problem = (f"missing {', '.join(missing)}" if missing else "") + \
+                  (f"repeated {', '.join(repeated)}" if repeated else "")
+        raise HwsimInputError(f"mapping {text!r}: {problem}", key="mapping",
+                              allowed="each of " + ", ".join(REQUIRED) + " once (Ra optional)")
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class AddressMapping:
+    """Decodes byte addresses into (channel, bank, bank group, row) arrays; `encode` is its inverse."""
+
+    order: tuple[str, ...]
+    sizes: dict[str, int]          # digits per field
+    access_bytes: int
+    block_accesses: int            # accesses per interleave block kept in one channel
+
+    @classmethod
+    def build(cls, text: str, *, units: int, bank_groups: int, banks_per_group: int, row_bytes: int,
+              access_bytes: int, interleave_bytes: int, capacity_bytes: int) -> "AddressMapping":
+        order = parse_mapping(text)
+        block = max(1, min(interleave_bytes, row_bytes) // access_bytes)
+        columns = row_bytes // access_bytes
+        if columns % block:
+            raise HwsimInputError(f"interleave {interleave_bytes} B does not divide the {row_bytes} B row",
+                                  key="interleave_bytes")
+        rows = max(1, capacity_bytes // (units * bank_groups * banks_per_group * row_bytes))
+        sizes = {"Ro": rows, "Ra": 1, "Bg": bank_groups, "Ba": banks_per_group, "Co": columns // block,
+                 "Ch": units}
+        return cls(order, sizes, access_bytes, block)
+
+    def decode(self, address: np.ndarray) -> dict[str, np.ndarray]:
+        """Field digits of each address (row wraps modulo the capacity)."""
+        rest = np.asarray(address, dtype=np.int64) // self.access_bytes
+        low_column, rest = rest % self.block_accesses, rest // self.block_accesses
+        out = {}
+        for name in reversed(self.order):
+            out[name], rest = rest % self.sizes[name], rest // self.sizes[name]
+        out["Co"] = out["Co"] * self.block_accesses + low_column
+        return out
+
+    def locate(self, address: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(channel, bank index within the channel, bank group, row) of each address."""
+        f = self.decode(address)
+        bank = f["Bg"] * self.sizes["Ba"] + f["Ba"]
+        return f["Ch"], bank, f["Bg"], f["Ro"]
+
+    def encode(self, **digits: int) -> int:
+        """Byte address of the given field digits (missing fields are 0); for tests and examples."""
+        column = digits.get("Co", 0)
+        value = 0
+        parts = dict(digits, Co=column // self.block_accesses)
+        for name in self.order:
+            value = value * self.sizes[name] + parts.get(name, 0)
+        return (value * self.block_accesses + column % self.block_accesses) * self.access_bytes

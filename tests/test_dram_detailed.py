@@ -1,0 +1,156 @@
+"""The request-level DRAM model against closed forms (deviations printed, as Ramulator 2's tests do)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwsim.config import DramPreset, load_preset
+from hwsim.config.hardware import DramMemory
+from hwsim.errors import HwsimInputError
+from hwsim.memory.detailed import DetailedDram
+from hwsim.memory.mapping import AddressMapping, parse_mapping
+
+PRESETS = ("hbm2", "hbm2e", "hbm3_6400", "hbm3e", "lpddr5x_8533")
+
+
+def dram(name: str) -> DramMemory:
+    return DramMemory(preset=load_preset("dram", name, DramPreset), source="test")
+
+
+def burst_ns(d: DramMemory) -> float:
+    return d.preset.organisation.burst_length / d.pin_rate_Gbps
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_unloaded_latency_is_the_sum_of_timings(name):
+    d = dram(name)
+    t, b = d.preset.timings_ns, burst_ns(d)
+    model = DetailedDram(d)
+    m = model.mapping
+    closed = model.submit([m.encode(Ch=3, Bg=1, Ba=2, Ro=5, Co=0)], False, 100.0)[0] - 100.0
+    hit = model.submit([m.encode(Ch=3, Bg=1, Ba=2, Ro=5, Co=1)], False, 500.0)[0] - 500.0
+    conflict = model.submit([m.encode(Ch=3, Bg=1, Ba=2, Ro=9, Co=0)], False, 1000.0)[0] - 1000.0
+    expected = {"hit": t.tCL + b, "closed": t.tRCD + t.tCL + b, "conflict": t.tRP + t.tRCD + t.tCL + b}
+    got = {"hit": hit, "closed": closed, "conflict": conflict}
+    for key in expected:
+        print(f"{name} {key}: {got[key]:.2f} ns vs closed form {expected[key]:.2f} "
+              f"({100 * (got[key] / expected[key] - 1):+.2f}%)")
+        assert got[key] == pytest.approx(expected[key], rel=1e-9)
+
+
+def sequential(d: DramMemory, queue_depth: int, nbytes: int = 16 * 2**20) -> float:
+    access = d.preset.organisation.access_bytes
+    model = DetailedDram(d, queue_depth=queue_depth)
+    model.submit(np.arange(nbytes // access, dtype=np.int64) * access, False, 0.0)
+    return model.stats().efficiency
+
+
+@pytest.mark.parametrize("name", ["hbm3_6400", "hbm2"])
+def test_sequential_reads_reach_the_refresh_limited_ceiling(name):
+    d = dram(name)
+    t = d.preset.timings_ns
+    ceiling = 1 - t.tRFC / t.tREFI
+    got = sequential(d, 128)
+    print(f"{name}: sequential q=128 {got:.4f} of peak vs ceiling {ceiling:.4f} ({100 * (got / ceiling - 1):+.2f}%)")
+    assert got <= ceiling + 0.005
+    assert got == pytest.approx(ceiling, rel=0.03)
+
+
+@pytest.mark.parametrize("name", ["hbm3_6400", "hbm3e"])
+def test_shallow_queues_fall_well_below_the_ceiling(name):
+    d = dram(name)
+    deep, shallow = sequential(d, 128, 4 * 2**20), sequential(d, 32, 4 * 2**20)
+    print(f"{name}: sequential q=128 {deep:.3f}, q=32 {shallow:.3f} of peak (REFERENCE: 42-68% at 32)")
+    assert 0.42 <= shallow <= 0.70
+    assert shallow < 0.8 * deep
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_random_small_reads_are_bounded_by_four_activates_per_tfaw(name):
+    d = dram(name)
+    access = d.preset.organisation.access_bytes
+    bound = 4 * access / d.preset.timings_ns.tFAW / d.unit_bandwidth_GBps
+    model = DetailedDram(d)
+    rng = np.random.default_rng(1)
+    model.submit(rng.integers(0, d.capacity_bytes // access, 200_000) * access, False, 0.0)
+    st = model.stats()
+    print(f"{name}: random {access} B reads {st.efficiency:.3f} of peak, tFAW bound {bound:.3f} "
+          f"({100 * (st.efficiency / bound - 1):+.1f}%), row hits {st.row_hit_rate:.3f}")
+    assert st.efficiency <= bound * 1.001
+    assert st.efficiency >= 0.75 * bound
+
+
+@pytest.mark.parametrize("name", ["hbm3_6400", "hbm2"])
+def test_read_write_mix_pays_the_turnaround(name):
+    d = dram(name)
+    t, b = d.preset.timings_ns, burst_ns(d)
+    access = d.preset.organisation.access_bytes
+    n = 2 * 2**20 // access
+    address = np.arange(n, dtype=np.int64) * access
+    pure = DetailedDram(d)
+    pure.submit(address, False, 0.0)
+    mixed = DetailedDram(d)
+    writes = (np.arange(n) // 4) % 2 == 1         # reads and writes alternate within each channel
+    mixed.submit(address, writes, 0.0)
+    p, m = pure.stats(), mixed.stats()
+    # closed form: each switch costs its turnaround beyond one column slot, spread over the channels
+    tccd = max(t.tCCD_S, b)
+    rtw = max(t.tCL + b + 2 * t.tCK - t.tCWL, b) - tccd
+    wtr = t.tCWL + b + t.tWTR_S - tccd
+    penalty = (m.read_to_write_switches * rtw + m.write_to_read_switches * wtr) / d.units
+    predicted = p.elapsed_ns + penalty
+    print(f"{name}: pure read {p.bandwidth_GBps:.1f} GB/s, mixed {m.bandwidth_GBps:.1f} GB/s; "
+          f"{m.read_to_write_switches + m.write_to_read_switches} switches; mixed time {m.elapsed_ns:.0f} ns "
+          f"vs closed form {predicted:.0f} ({100 * (m.elapsed_ns / predicted - 1):+.1f}%)")
+    assert m.bandwidth_GBps < p.bandwidth_GBps
+    assert m.elapsed_ns == pytest.approx(predicted, rel=0.10)
+
+
+def test_queue_depth_bounds_what_is_in_flight():
+    d = dram("hbm3_6400")
+    eff = {q: sequential(d, q, 2 * 2**20) for q in (8, 32, 128)}
+    print("hbm3_6400 sequential efficiency by queue depth:", eff)
+    assert eff[8] < eff[32] < eff[128]
+
+
+def test_energy_is_counts_times_the_table():
+    d = dram("hbm3_6400")
+    e = d.preset.energy
+    model = DetailedDram(d)
+    rng = np.random.default_rng(2)
+    model.submit(rng.integers(0, 2**24, 5000) * 32, rng.random(5000) < 0.3, 0.0)
+    st = model.stats()
+    assert st.energy_pJ["read"] == pytest.approx(st.reads * 256 * e.read_pJ_per_bit)
+    assert st.energy_pJ["write"] == pytest.approx(st.writes * 256 * e.write_pJ_per_bit)
+    assert st.energy_pJ["activate"] == pytest.approx(st.activates * e.activate_pJ)
+    assert st.energy_pJ["total"] == pytest.approx(sum(st.energy_pJ[k] for k in ("read", "write", "activate")))
+
+
+def test_closed_row_policy_turns_hits_into_closed_accesses():
+    d = dram("hbm3_6400")
+    t, b = d.preset.timings_ns, burst_ns(d)
+    model = DetailedDram(d, closed_row=True)
+    m = model.mapping
+    model.submit([m.encode(Ch=0, Ro=1)], False, 0.0)
+    again = model.submit([m.encode(Ch=0, Ro=1, Co=1)], False, 500.0)[0] - 500.0
+    assert again == pytest.approx(t.tRCD + t.tCL + b)
+
+
+def test_mapping_strings_are_validated():
+    assert parse_mapping("RoBaBgCoCh") == ("Ro", "Ba", "Bg", "Co", "Ch")
+    with pytest.raises(HwsimInputError, match="unknown field.*Xx.*allowed: Ro, Ra, Bg, Ba, Co, Ch"):
+        parse_mapping("RoXxBgCoCh")
+    with pytest.raises(HwsimInputError, match="missing Ba"):
+        parse_mapping("RoBgCoCh")
+    with pytest.raises(HwsimInputError, match="repeated Co"):
+        parse_mapping("RoBaBgCoCoCh")
+
+
+@pytest.mark.parametrize("text", ["RoBaBgCoCh", "ChRaBaBgRoCo", "RoCoBaBgCh"])
+def test_mapping_round_trips(text):
+    m = AddressMapping.build(text, units=160, bank_groups=4, banks_per_group=4, row_bytes=1024,
+                             access_bytes=32, interleave_bytes=256, capacity_bytes=5 * 2**34)
+    digits = {"Ch": 131, "Bg": 2, "Ba": 3, "Ro": 77, "Co": 29}
+    ch, bank, bg, row = m.locate(np.array([m.encode(**digits)]))
+    assert (ch[0], bank[0], bg[0], row[0]) == (131, 2 * 4 + 3, 2, 77)
