@@ -78,6 +78,8 @@ def summarise(acc: SummaryAccumulator, *, end_ns: float, bound: dict[str, float]
         "replay_passes": int(s["replay_passes"]),
         "ssm_state_sram_share": float(s["ssm_state_sram_share"]) / acc.steps,
         "dram_activates_per_token": float(s["dram_activates"]) / tokens,
+        "matmul_flops_per_token": 2.0 * float(s["matmul_macs"]) / tokens,
+        "vector_ops_per_token": float(s["vector_ops"]) / tokens,
     }
     categories = sorted({c.split("_bytes_", 1)[1] for c in s.index if "_bytes_" in c})
     for category in categories:

@@ -65,13 +65,14 @@ class Traffic:
 
 
 def working_set_bytes(exp: Experiment, fp: ModelFootprint) -> float:
-    """SRAM one layer needs to run at all: double-buffered weight tiles, one stream's state in and out
-    at high precision, and the batch's activations."""
+    """SRAM one layer needs to run at all: double-buffered weight tiles, and one stream's state and
+    activations in and out at high precision. The batch runs through a layer stream by stream (or in
+    small tiles), so its activations need not all be on chip at once."""
     policy = exp.policy
     one_state = float(state_bytes(fp.layer.ssm_state_elements, policy.high_bits, policy.group_size,
                                   policy.scale_bits))
     return (2 * exp.hardware.dma.weight_tile_bytes + 2 * one_state
-            + exp.workload.batch_size * fp.activation_bytes_per_stream_layer)
+            + 2 * fp.activation_bytes_per_stream_layer)
 
 
 def check_capacity(exp: Experiment, fp: ModelFootprint, *, file: str | None = None) -> float:
@@ -81,10 +82,9 @@ def check_capacity(exp: Experiment, fp: ModelFootprint, *, file: str | None = No
     if budget < 0:
         raise HwsimInputError(
             f"{hw.sram.capacity_bytes} bytes of SRAM cannot hold one layer's working set "
-            f"({working_set_bytes(exp, fp):.0f} bytes: 2 weight tiles, one state in and out, activations "
-            f"of batch {batch}) plus reserved {hw.sram.reserved_bytes}", file=file,
-            key="hardware.sram.capacity_bytes", allowed="a larger SRAM, smaller dma.weight_tile_bytes "
-            "or a smaller batch")
+            f"({working_set_bytes(exp, fp):.0f} bytes: 2 weight tiles, one stream's state and "
+            f"activations in and out) plus reserved {hw.sram.reserved_bytes}", file=file,
+            key="hardware.sram.capacity_bytes", allowed="a larger SRAM or a smaller dma.weight_tile_bytes")
     policy = exp.policy
     state = fp.n_layers * batch * float(state_bytes(fp.layer.ssm_state_elements, policy.high_bits,
                                                     policy.group_size, policy.scale_bits))

@@ -1,5 +1,113 @@
-"""`hwsim sweep`, `hwsim report`, `hwsim compare` (being built)."""
+"""`hwsim sweep`, `hwsim report`, `hwsim compare`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from hwsim.errors import HwsimInputError
 
 
-def register(subparsers) -> None:
-    return None
+def _execution_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local worker processes, or LocalCluster workers (default: all cores)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="tcp://HOST:PORT of a running Dask scheduler, or `local` for a Dask "
+                        "LocalCluster, or `inline` to run in this process for debugging (default: a local process pool)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    sweep = subparsers.add_parser("sweep", help="run a sweep file (default: configs/sweeps/default.yaml)")
+    sweep.add_argument("sweep", nargs="?", default=None, metavar="SWEEP.yaml")
+    sweep.add_argument("--out", help="output folder (default: reports/<sweep name>)")
+    sweep.add_argument("--no-report", action="store_true", help="skip report.html at the end")
+    _execution_args(sweep)
+    sweep.set_defaults(func=cmd_sweep)
+
+    report = subparsers.add_parser("report", help="write DIR/report.html and DIR/figures from stored results")
+    report.add_argument("dir")
+    report.set_defaults(func=cmd_report)
+
+    compare = subparsers.add_parser("compare", help="the same experiment on several hardware configurations")
+    compare.add_argument("hardware", nargs="+", metavar="HW", help="hardware preset names or .yaml files")
+    compare.add_argument("--experiment", default=None,
+                         help="experiment file or name under configs/experiments (default: default)")
+    compare.add_argument("--out", help="output folder (default: reports/compare/<HW_A>-vs-<HW_B>...)")
+    compare.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value",
+                         help="override one experiment key on every configuration, e.g. workload.steps=256")
+    _execution_args(compare)
+    compare.set_defaults(func=cmd_compare)
+
+
+def _workers(args) -> int | None:
+    if args.workers is not None and args.workers < 1:
+        raise HwsimInputError(f"--workers {args.workers}: must be at least 1")
+    return args.workers
+
+
+def _finish(counts, table, out: Path, started: float) -> int:
+    failed = int((table["status"] != "ok").sum())
+    print(f"{len(table)} points ({counts['ok']} computed, {counts['cached']} already done, "
+          f"{failed} failed) in {time.perf_counter() - started:.1f} s -> {out}")
+    if failed:
+        print(f"{failed} point(s) failed; see {out}/points/<hash>/error.json and the report")
+    return min(failed, 100)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from hwsim.sweeps.execute import resolve_out, run_sweep
+    from hwsim.sweeps.spec import load_sweep
+
+    started = time.perf_counter()
+    spec, file = load_sweep(args.sweep)
+    out = resolve_out(args.out, spec.name)
+    table, counts = run_sweep(spec, file, out, workers=_workers(args), scheduler=args.scheduler,
+                              progress=not args.no_progress, report=not args.no_report)
+    if not args.no_report:
+        print(f"report: {out / 'report.html'}")
+    return _finish(counts, table, out, started)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from hwsim.sweeps.report import write_report
+
+    path = write_report(Path(args.dir))
+    print(f"wrote {path} and {Path(args.dir) / 'figures'}/")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import yaml
+
+    from hwsim.sweeps.compare import to_markdown, write_compare
+    from hwsim.sweeps.execute import resolve_out, run_sweep
+    from hwsim.sweeps.report import write_report
+    from hwsim.sweeps.spec import hardware_sweep
+
+    if len(args.hardware) < 2:
+        raise HwsimInputError("compare needs at least two hardware configurations", key="HW")
+    started = time.perf_counter()
+    name = "-vs-".join(Path(h).stem for h in args.hardware)
+    spec = hardware_sweep(args.hardware, args.experiment, name)
+    points = []
+    for assignment in args.overrides:
+        if "=" not in assignment:
+            raise HwsimInputError(f"--set {assignment!r}: expected dotted.key=value")
+        key, text = assignment.split("=", 1)
+        points.append((key.strip(), yaml.safe_load(text)))
+    if points:
+        spec = spec.model_copy(update={"points": [dict(points)]})
+    out = resolve_out(args.out, f"compare/{name}")
+    table, counts = run_sweep(spec, None, out, workers=_workers(args), scheduler=args.scheduler,
+                              progress=not args.no_progress, report=False)
+    compared, figures = write_compare(table, out)
+    from hwsim.sweeps import figures as F
+
+    write_report(out, title=f"hwsim compare: {', '.join(args.hardware)}", extra_figures=figures,
+                 extra_tables={"Side by side": compared}, chosen_figures=False,
+                 functions=(F.crossover, F.energy_stacked, F.throughput_vs_bound))
+    print(to_markdown(compared))
+    print(f"wrote {out}/compare.csv, compare.md, figures/compare_*.png|svg, report.html")
+    return _finish(counts, table, out, started)

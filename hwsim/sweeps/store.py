@@ -1,0 +1,166 @@
+"""The point store: DIR/points/<hash>/ holds one finished point, written all-or-nothing.
+
+A worker fills a private temp folder (`points/.tmp-<hash>-<random>`) and renames it into place with
+os.replace, so a point folder either holds a complete result or does not exist: a sweep killed at any
+moment (SIGKILL included) loses only the points in flight, and the next run skips what finished.
+A finished point has `summary.json`; a failed one has `error.json` (retried on the next run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hwsim.geometry import footprint
+from hwsim.policies.base import state_bytes
+
+POINTS = "points"
+TMP_PREFIX = ".tmp-"
+
+
+class PointStore:
+    """Folders of finished points under `root/points`, keyed by the point hash."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.points_dir = self.root / POINTS
+
+    def point_dir(self, point_hash: str) -> Path:
+        return self.points_dir / point_hash
+
+    def is_done(self, point_hash: str) -> bool:
+        return (self.point_dir(point_hash) / "summary.json").is_file()
+
+    def has_steps(self, point_hash: str) -> bool:
+        return (self.point_dir(point_hash) / "steps.parquet").is_file()
+
+    def new_tmp(self, point_hash: str) -> Path:
+        tmp = self.points_dir / f"{TMP_PREFIX}{point_hash[:16]}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        return tmp
+
+    def publish(self, tmp: Path, point_hash: str) -> Path:
+        """Move a filled temp folder into place; an older result (failed, or lacking steps) is replaced."""
+        final = self.point_dir(point_hash)
+        old = None
+        if final.exists():
+            old = self.points_dir / f"{TMP_PREFIX}old-{point_hash[:16]}-{uuid.uuid4().hex[:8]}"
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def record_failure(self, point_hash: str, params: dict, error: str, traceback_text: str) -> None:
+        """Used by the parent when a worker died before it could record its own failure."""
+        tmp = self.new_tmp(point_hash)
+        write_json(tmp / "error.json", {"point_hash": point_hash, "params": params, "error": error,
+                                        "traceback": traceback_text})
+        self.publish(tmp, point_hash)
+
+    def clean_tmp(self) -> int:
+        """Remove temp folders left by a killed run. Call only when no worker of this store runs."""
+        if not self.points_dir.is_dir():
+            return 0
+        stale = [p for p in self.points_dir.iterdir() if p.name.startswith(TMP_PREFIX)]
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+        return len(stale)
+
+    def read(self, point_hash: str) -> tuple[str, dict, str]:
+        """(status, summary, error) of one point: ok, failed or missing."""
+        folder = self.point_dir(point_hash)
+        if (folder / "summary.json").is_file():
+            return "ok", json.loads((folder / "summary.json").read_text()), ""
+        if (folder / "error.json").is_file():
+            return "failed", {}, json.loads((folder / "error.json").read_text()).get("error", "")
+        return "missing", {}, ""
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def write_atomic(path: Path, write) -> None:
+    """Call `write(tmp_path)` then os.replace it onto `path`, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def param_value(value: Any) -> Any:
+    """A swept value as one table cell: scalars stay, a list of names joins with '+', else JSON."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return "+".join(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+#: Resolved settings every row carries, swept or not, so figures can group by them.
+CONFIG_COLUMNS = {
+    "cfg.model.name": ("model", "name"), "cfg.model.architecture": ("model", "architecture"),
+    "cfg.hardware.name": ("hardware", "name"), "cfg.policy.kind": ("policy", "kind"),
+    "cfg.policy.threshold_bits": ("policy", "threshold_bits"), "cfg.policy.low_bits": ("policy", "low_bits"),
+    "cfg.policy.high_bits": ("policy", "high_bits"), "cfg.policy.group_size": ("policy", "group_size"),
+    "cfg.policy.scale_bits": ("policy", "scale_bits"), "cfg.workload.batch_size": ("workload", "batch_size"),
+    "cfg.workload.steps": ("workload", "steps"), "cfg.workload.traces": ("workload", "traces"),
+}
+
+
+def analytic_columns(exp) -> dict[str, float]:
+    """Closed-form figures of a point (geometry and hardware datasheet), for the report's curves:
+    per-step weight bytes, per-stream state bytes read+written at high precision, FLOPs per token, and
+    the hardware roofline (peak matmul FLOP/s at the model's weight precision, DRAM peak bandwidth)."""
+    fp = footprint(exp.model)
+    policy, layer = exp.policy, fp.layer
+    ssm = 2.0 * fp.n_layers * float(state_bytes(layer.ssm_state_elements, policy.high_bits,
+                                                policy.group_size, policy.scale_bits))
+    conv = 2.0 * fp.n_layers * fp.conv_state_bytes_per_stream_layer
+    flops = (fp.n_layers * (fp.matmul_flops_per_stream_layer + layer.scan_ops + layer.conv_ops)
+             + fp.lm_head_flops_per_stream)
+    hw = exp.hardware
+    return {
+        "analytic_weight_bytes_per_step": fp.weight_bytes_total,
+        "analytic_ssm_state_bytes_per_stream_step": ssm,
+        "analytic_conv_state_bytes_per_stream_step": conv,
+        "analytic_state_crossover_batch": fp.weight_bytes_total / ssm,
+        "analytic_flops_per_token": float(flops),
+        "hw_peak_matmul_TFLOPS": float(hw.compute.matmul_TFLOPS.get(fp.weight_precision_key, np.nan)),
+        "hw_dram_peak_bandwidth_GBps": float(hw.dram.peak_bandwidth_GBps) if hw.dram else 0.0,
+    }
+
+
+def results_table(points: list, store: PointStore) -> pd.DataFrame:
+    """One tidy row per point: param.<key> columns, point_hash, status, error, cfg.* and analytic_*
+    columns, then every summary metric (units in the names, as the runner writes them)."""
+    params = pd.DataFrame([{f"param.{k}": param_value(v) for k, v in p.params.items()} for p in points])
+    rows = []
+    for p in points:  # one JSON read per point: I/O, not arithmetic
+        status, summary, error = store.read(p.point_hash)
+        cfg = {col: param_value(p.resolved.get(sec, {}).get(key)) for col, (sec, key) in CONFIG_COLUMNS.items()}
+        rows.append({"point_hash": p.point_hash, "status": status, "error": error, **cfg,
+                     **analytic_columns(p.experiment), **summary})
+    table = pd.concat([params.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
+    for column in table.columns[table.dtypes == object]:
+        kinds = table[column].dropna().map(type).unique()
+        if len(kinds) > 1:  # mixed ints and strings would not survive Parquet
+            table[column] = table[column].map(lambda v: v if v is None else str(v))
+    return table
+
+
+def write_results(table: pd.DataFrame, out: Path) -> None:
+    write_atomic(out / "results.parquet", lambda tmp: table.to_parquet(tmp, index=False))
+    write_atomic(out / "results.csv", lambda tmp: table.to_csv(tmp, index=False))

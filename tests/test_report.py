@@ -1,0 +1,103 @@
+"""Reports from stored results: every figure drawn, and graceful when an axis was not swept."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+import yaml
+
+from hwsim.cli import main
+from hwsim.paths import WORKLOADS_DIR
+from hwsim.sweeps.execute import run_sweep
+from hwsim.sweeps.report import choose_point, target_table, write_report
+from hwsim.sweeps.spec import SweepSpec
+
+TRACE = str(WORKLOADS_DIR / "traces" / "prose-pydocs.parquet")
+BASE_POINT = {"workload.steps": 24, "workload.traces": [TRACE]}
+EXPECTED = {"vs_threshold_saving_dram_bytes_per_token", "vs_threshold_saving_energy_per_token",
+            "vs_threshold_gain_tokens_per_s", "heatmap_saving_dram_bytes_per_token",
+            "heatmap_saving_energy_per_token", "crossover", "pareto", "chosen_timeline", "chosen_latency",
+            "energy_stacked", "throughput_vs_bound"}
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """A small stored result set: 2 models x 2 batch sizes x 2 thresholds x 2 low widths, run once."""
+    out = tmp_path_factory.mktemp("sweep")
+    spec = SweepSpec(name="small", grid={"model": ["mamba2-130m", "mamba-130m"], "workload.batch_size": [2, 48],
+                                         "policy.threshold_bits": [1.0, 3.0], "policy.low_bits": [4, 8]},
+                     points=[BASE_POINT], keep_steps_all_below=0,
+                     keep_steps={"model": "mamba2-130m", "workload.batch_size": 48})
+    table, _ = run_sweep(spec, None, out, scheduler="inline", progress=False, report=False)
+    assert (table["status"] == "ok").all()
+    return out
+
+
+def figures_in(html: str) -> set[str]:
+    return set(re.findall(r'<figure id="([^"]+)">', html))
+
+
+def test_report_draws_every_figure_from_stored_results(stored, monkeypatch):
+    import hwsim.runner
+
+    monkeypatch.setattr(hwsim.runner, "simulate_experiment", None)  # a report never re-simulates
+    assert main(["report", str(stored)]) == 0
+    html = (stored / "report.html").read_text()
+    assert figures_in(html) == EXPECTED
+    for name in EXPECTED:
+        assert (stored / "figures" / f"{name}.png").stat().st_size > 5000
+        assert (stored / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+    assert "could not be drawn" not in html and "http://" not in html.replace('xmlns="http://', "")
+    assert "25%" in html
+
+
+def test_report_states_plainly_when_no_point_reaches_25_percent(stored, tmp_path):
+    table = pd.read_parquet(stored / "results.parquet")
+    hits, verdict = target_table(table)
+    assert (hits["saving_dram_bytes_per_token_pct"] >= 25).all()
+    assert verdict.startswith(f"{len(hits)} of {len(table)} points reach") if len(hits) else True
+    table["saving_dram_bytes_per_token_pct"] = table["saving_dram_bytes_per_token_pct"].clip(upper=10)
+    hits, verdict = target_table(table)
+    assert hits.empty and verdict.startswith("No point reaches a 25% DRAM traffic saving. The largest is 10.0%")
+    assert choose_point(table, tmp_path) is None  # no steps.parquet here: the timeline is skipped
+
+
+def _single(tmp_path, **point):
+    spec = SweepSpec(name="one", points=[{**BASE_POINT, "model": "mamba-130m", "workload.batch_size": 4,
+                                          **point}])
+    run_sweep(spec, None, tmp_path, scheduler="inline", progress=False, report=False)
+    write_report(tmp_path)
+    return (tmp_path / "report.html").read_text()
+
+
+def test_sweep_of_one_point_writes_a_report_with_one_facet(tmp_path):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({"name": "s", "points": [{**BASE_POINT, "model": "mamba-130m",
+                                                              "workload.batch_size": 4}]}))
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "o"), "--scheduler", "inline",
+                 "--no-progress"]) == 0
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert {"vs_threshold_saving_dram_bytes_per_token", "crossover", "chosen_timeline"} <= figures_in(html)
+    assert "could not be drawn" not in html
+
+
+def test_report_without_gating_or_baseline_skips_what_it_cannot_draw(tmp_path):
+    html = _single(tmp_path, **{"policy": {"kind": "static", "bits": 8}, "run.baseline": False})
+    assert "could not be drawn" not in html
+    assert "vs_threshold_saving_dram_bytes_per_token" not in figures_in(html)
+    assert "no traffic saving was measured" in html
+
+
+def test_report_of_only_failed_points(tmp_path):
+    spec = SweepSpec(name="bad", points=[{**BASE_POINT, "workload.traces": ["no-such-trace"]}])
+    _, counts = run_sweep(spec, None, tmp_path, scheduler="inline", progress=False, report=True)
+    assert counts["failed"] == 1
+    html = (tmp_path / "report.html").read_text()
+    assert "0 finished, 1 failed" in html and "Failed points" in html
+
+
+def test_report_without_results_is_a_clean_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no results.parquet" in capsys.readouterr().err
