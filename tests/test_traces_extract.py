@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from hwsim.traces import load_trace
-from hwsim.traces.__main__ import main as trace_main
+from hwsim.cli import main as hwsim_main
 from hwsim.traces.entropy import entropy_bits_reference, entropy_stats_torch
 from hwsim.traces.extract import generate, load_model, score, score_windows
 
@@ -130,7 +130,7 @@ def test_generate_equals_one_pass_scoring(llama, temperature):
 @pytest.mark.parametrize("name", ["llama", "mamba"])
 def test_cli_extract_score_and_generate(models, text_file, tmp_path, name, capsys):
     out = tmp_path / "score.parquet"
-    assert trace_main(["extract", "--model", str(models[name]), "--text", str(text_file), "--mode", "score",
+    assert hwsim_main(["trace", "extract", "--model", str(models[name]), "--text", str(text_file), "--mode", "score",
                        "--context", "64", "--stride", "48", "--max-tokens", "250", "--quiet",
                        "--out", str(out)]) == 0
     trace = load_trace(out, with_text=True)
@@ -145,7 +145,7 @@ def test_cli_extract_score_and_generate(models, text_file, tmp_path, name, capsy
     assert p["command"].startswith("hwsim trace extract --model ") and p["created"]
 
     out = tmp_path / "gen.parquet"
-    assert trace_main(["extract", "--model", str(models[name]), "--prompt", "the history of", "--mode",
+    assert hwsim_main(["trace", "extract", "--model", str(models[name]), "--prompt", "the history of", "--mode",
                        "generate", "--max-tokens", "12", "--temperature", "1", "--seed", "3", "--quiet",
                        "--out", str(out)]) == 0
     trace = load_trace(out)
@@ -153,7 +153,7 @@ def test_cli_extract_score_and_generate(models, text_file, tmp_path, name, capsy
     assert np.all((trace.entropy_bits >= 0) & (trace.entropy_bits <= LOG2_VOCAB + 1e-4))
     assert trace.provenance["decoding"] == "sampled" and trace.provenance["seed"] == 3
     assert trace.provenance["prompt_format"] == "raw"
-    assert trace_main(["extract", "--model", str(models[name]), "--prompt", "history of", "--chat", "--mode",
+    assert hwsim_main(["trace", "extract", "--model", str(models[name]), "--prompt", "history of", "--chat", "--mode",
                        "generate", "--max-tokens", "5", "--quiet", "--out", str(out)]) == 0
     trace = load_trace(out, with_text=True)
     assert trace.provenance["prompt_format"] == "chat" and "--chat" in trace.provenance["command"]
@@ -162,13 +162,13 @@ def test_cli_extract_score_and_generate(models, text_file, tmp_path, name, capsy
 
 
 def test_cli_extract_bad_input_is_an_input_error(models, tmp_path, capsys):
-    assert trace_main(["extract", "--model", str(tmp_path / "nothing"), "--prompt", "x", "--mode", "generate",
+    assert hwsim_main(["trace", "extract", "--model", str(tmp_path / "nothing"), "--prompt", "x", "--mode", "generate",
                        "--max-tokens", "3", "--quiet", "--out", str(tmp_path / "x.parquet")]) == 2
-    assert trace_main(["extract", "--model", str(models["llama"]), "--prompt", "x", "--mode", "score",
+    assert hwsim_main(["trace", "extract", "--model", str(models["llama"]), "--prompt", "x", "--mode", "score",
                        "--quiet", "--out", str(tmp_path / "x.parquet")]) == 2
     assert "score mode needs --text" in capsys.readouterr().err
     (tmp_path / "t.txt").write_text("the a of")
-    assert trace_main(["extract", "--model", str(models["llama"]), "--text", str(tmp_path / "t.txt"), "--mode",
+    assert hwsim_main(["trace", "extract", "--model", str(models["llama"]), "--text", str(tmp_path / "t.txt"), "--mode",
                        "score", "--context", "4096", "--quiet", "--out", str(tmp_path / "x.parquet")]) == 2
     assert "exceeds the model's 512 positions" in capsys.readouterr().err
 
