@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from hwsim.traces import load_trace
 from hwsim.cli import main as hwsim_main
+from hwsim.traces import load_trace
 from hwsim.traces.entropy import entropy_bits_reference, entropy_stats_torch
 from hwsim.traces.extract import generate, load_model, score, score_windows
 
