@@ -111,8 +111,8 @@ def test_trace_commands_run_without_torch(capsys):
     import subprocess
     import sys
 
-    code = ("import sys; from hwsim.traces.__main__ import main; main(['list']); "
-            "main(['stats', 'prose-pydocs']); assert 'torch' not in sys.modules")
+    code = ("import sys; from hwsim.cli import main; main(['trace', 'list']); "
+            "main(['trace', 'stats', 'prose-pydocs']); assert 'torch' not in sys.modules")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "prose-pydocs" in result.stdout and "entropy_p90_bits" in result.stdout
 
