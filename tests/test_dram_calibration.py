@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from helpers import entropy_inputs
 
 from hwsim.config import DramPreset, load_experiment, load_preset
 from hwsim.memory.calibration import RUN_BYTES, measure, one_stack, pattern_addresses
 from hwsim.memory.transaction import DramTiming
 from hwsim.runner import simulate_experiment
-
-from helpers import entropy_inputs
 
 PATTERNS = {"random 32 B": 32, "strided 256 B": 256, "conv/state tile 16 KiB": 16384,
             "state tile 64 KiB": 65536, "weight tile 2 MiB": 2097152}

@@ -74,9 +74,9 @@ def test_dram_presets_cli(capsys):
 
 @pytest.mark.parametrize("fmt, first_word", [("dramsim3", "0x"), ("ramulator2", "LD")])
 def test_export_trace_replays(tmp_path, monkeypatch, fmt, first_word):
-    import hwsim.runner
-
     from helpers import entropy_inputs
+
+    import hwsim.runner
     monkeypatch.setattr(hwsim.runner, "workload_entropies", lambda exp: entropy_inputs())
     exp_file = tmp_path / "e.yaml"
     exp_file.write_text("hardware: hbm3-accel\nmodel: {preset: mamba-130m, weight_bits: 4}\n"

@@ -44,16 +44,13 @@ def _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, groups_pe
         for b in range(open_row.shape[1]):
             if open_row[u, b] >= 0:
                 any_open = True
-                if pre_ready[u, b] > start:
-                    start = pre_ready[u, b]
-        if chan[u, C_LAST_WRITE_END] > start:
-            start = chan[u, C_LAST_WRITE_END]
+                start = max(start, pre_ready[u, b])
+        start = max(start, chan[u, C_LAST_WRITE_END])
         done = start + (t[T_RP] if any_open else 0.0) + t[T_RFC]
         for b in range(open_row.shape[1]):
             open_row[u, b] = -1
             hits[b] = 0
-            if act_ready[u, b] < done:
-                act_ready[u, b] = done
+            act_ready[u, b] = max(act_ready[u, b], done)
         counts[u, N_REF] += 1
         chan[u, C_NEXT_REF] += t[T_REFI]
 

@@ -58,7 +58,7 @@ class AddressMapping:
 
     @classmethod
     def build(cls, text: str, *, units: int, bank_groups: int, banks_per_group: int, row_bytes: int,
-              access_bytes: int, interleave_bytes: int, capacity_bytes: int) -> "AddressMapping":
+              access_bytes: int, interleave_bytes: int, capacity_bytes: int) -> AddressMapping:
         order = parse_mapping(text)
         block = max(1, min(interleave_bytes, row_bytes) // access_bytes)
         columns = row_bytes // access_bytes
