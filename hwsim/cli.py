@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "hwsim.traces.commands",
     "hwsim.commands",
     "hwsim.sweeps.commands",
+    "hwsim.quality.commands",
     "hwsim.memory.commands",
 )
 

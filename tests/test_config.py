@@ -143,3 +143,10 @@ def test_schema_is_json(capsys):
 def test_mamba1_dt_rank_default():
     model = load_preset("model", "mamba-2.8b", ModelSpec)
     assert model.resolved_dt_rank == math.ceil(2560 / 16)
+
+
+def test_policies_import_on_their_own():
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", "import hwsim.policies"], check=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from hwsim.config.base import Frozen
+from hwsim.records import Frozen
 
 
 class DramOrganisation(Frozen):

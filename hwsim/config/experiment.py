@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt
 
-from hwsim.config.base import Frozen
+from hwsim.records import Frozen
 from hwsim.config.hardware import Hardware
 from hwsim.config.model import ModelSpec
 from hwsim.policies import PolicyConfig

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
-from hwsim.config.base import Frozen
+from hwsim.records import Frozen
 from hwsim.config.dram import DramPreset
 
 StateCategory = Literal["weights", "lm_head", "ssm_state", "conv_state"]

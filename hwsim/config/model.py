@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from hwsim.config.base import Frozen
+from hwsim.records import Frozen
 
 
 class ModelSpec(Frozen):

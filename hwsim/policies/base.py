@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from hwsim.config.base import Frozen
+from hwsim.records import Frozen
 
 Bits = Literal[2, 3, 4, 6, 8, 16, 32]
 FLOAT_BITS = 16  # at and above this width a state is stored as floating point, without group scales
