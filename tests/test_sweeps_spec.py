@@ -79,8 +79,8 @@ def test_empty_axis_and_unknown_sweep_key_are_named(tmp_path):
     bad.write_text("grid:\n  policy.low_bits: []\n")
     with pytest.raises(HwsimInputError, match=r"grid.*empty axis: policy.low_bits"):
         load_sweep(bad)
-    bad.write_text("grid: {policy.low_bits: [4]}\nquality: false\n")
-    with pytest.raises(HwsimInputError, match=r"quality.*allowed keys: .*grid"):
+    bad.write_text("grid: {policy.low_bits: [4]}\nqualty: false\n")
+    with pytest.raises(HwsimInputError, match=r"qualty.*allowed keys: .*grid.*quality"):
         load_sweep(bad)
 
 

@@ -191,6 +191,10 @@ def run_sweep(spec, sweep_file: Path | None, out: Path, *, workers: int | None =
     store = PointStore(out)
     counts = execute(points, store, workers=workers, scheduler=scheduler, progress=progress)
     table = results_table(points, store)
+    if spec.quality:
+        from hwsim.sweeps.quality_columns import add_quality_columns
+
+        table = add_quality_columns(table, points, spec.quality_options)
     write_results(table, out)
     if report:
         write_report(out, title=f"hwsim sweep report: {spec.name}")

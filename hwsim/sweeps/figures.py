@@ -356,3 +356,33 @@ def throughput_vs_bound(df: pd.DataFrame, folder: Path) -> list[Figure]:
     return [save(fig, folder, "throughput_vs_bound", title,
                  f"Simulated / bound: median {ratio['50%']:.3f}, min {ratio['min']:.3f}, max {ratio['max']:.3f}"
                  " (above 1 would mean a bug: no schedule beats the roofline).")]
+
+
+def quality(df: pd.DataFrame, folder: Path) -> list[Figure]:
+    """With `quality: true`: traffic saving against the quality cost (KL, perplexity change), random
+    gating at the same share beside it, and the all-low quality by bit-width and group size."""
+    data = _gated(df)
+    if "quality_kl_bits_mean" not in data or data["quality_kl_bits_mean"].isna().all():
+        return []
+    from hwsim.quality import figures as Q  # matplotlib only; torch is not imported
+
+    data = data.dropna(subset=["quality_kl_bits_mean", TRAFFIC])
+    folder.mkdir(parents=True, exist_ok=True)
+    drawn = []
+    for metric, name in (("quality_kl_bits_mean", "quality_pareto_kl"),
+                         ("quality_ppl_change_pct", "quality_pareto_ppl")):
+        png, svg = folder / f"{name}.png", folder / f"{name}.svg"
+        for path in (png, svg):
+            Q.pareto_figure(data, path, saving=TRAFFIC, quality=metric)
+        title = f"Traffic saving vs quality cost ({metric}), entropy vs random gating"
+        drawn.append(Figure(name=name, title=title, png=png, svg=svg, caption=(
+            "Blue: entropy gating; grey: random gating at the same low-precision share (mean ± std over "
+            "seeds). Quality measured on the shipped Mamba model against its full-precision run.")))
+    if {"quality_low_bits", "quality_group_size"} <= set(data.columns):
+        png, svg = folder / "quality_vs_bits.png", folder / "quality_vs_bits.svg"
+        for path in (png, svg):
+            Q.bits_group_figure(data, path)
+        drawn.append(Figure(name="quality_vs_bits", title="Quality of an all-low state vs bit-width and "
+                            "group size", png=png, svg=svg, caption="Every state at the low width: what a "
+                            "width costs before any gating."))
+    return drawn

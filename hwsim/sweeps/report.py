@@ -21,7 +21,7 @@ from hwsim.sweeps.store import PointStore, write_atomic
 
 TARGET_SAVING_PCT = 25.0
 FIGURE_FUNCTIONS = (F.savings_vs_threshold, F.heatmaps, F.crossover, F.pareto, F.energy_stacked,
-                    F.throughput_vs_bound)
+                    F.throughput_vs_bound, F.quality)
 KEY_METRICS = ["tokens_per_s", "bound_tokens_per_s", "step_latency_ns_p50", "dram_bytes_per_token",
                "dram_bandwidth_GBps_avg", "energy_pJ_per_token_total", "low_precision_share",
                "state_share_of_dram_traffic", "ssm_state_sram_share", F.TRAFFIC, F.ENERGY, F.GAIN]

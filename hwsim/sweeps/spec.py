@@ -23,6 +23,7 @@ from hwsim import __version__
 from hwsim.config.loading import load_experiment, read_yaml, set_dotted, validate
 from hwsim.errors import HwsimInputError
 from hwsim.paths import CONFIGS_DIR
+from hwsim.sweeps.quality_columns import QualityOptions
 
 SWEEPS_DIR = CONFIGS_DIR / "sweeps"
 DEFAULT_SWEEP = SWEEPS_DIR / "default.yaml"
@@ -45,6 +46,8 @@ class SweepSpec(BaseModel):
         None, description="dotted key -> value: keep steps.parquet for the points matching all of them "
         "(default: all points when the sweep has at most `keep_steps_all_below` points, else the first)")
     keep_steps_all_below: int = Field(16, ge=0)
+    quality: bool = Field(False, description="add quality_* columns (needs the [traces] extra)")
+    quality_options: QualityOptions = QualityOptions()
 
     @field_validator("grid", "zip")
     @classmethod
