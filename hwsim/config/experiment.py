@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt
 
-from hwsim.records import Frozen
 from hwsim.config.hardware import Hardware
 from hwsim.config.model import ModelSpec
 from hwsim.policies import PolicyConfig
+from hwsim.records import Frozen
 
 
 class Workload(Frozen):

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
-from hwsim.records import Frozen
 from hwsim.config.dram import DramPreset
+from hwsim.records import Frozen
 
 StateCategory = Literal["weights", "lm_head", "ssm_state", "conv_state"]
 
