@@ -8,8 +8,6 @@ import pandas as pd
 from hwsim.engine import Timeline
 from hwsim.traffic import Traffic
 
-BYTE_COLUMNS_PREFIX = ("dram_read_bytes_", "dram_write_bytes_", "sram_read_bytes_", "sram_write_bytes_")
-
 
 def step_frame(traffic: Traffic, timeline: Timeline, first_step: int, batch: int) -> pd.DataFrame:
     """One row per decode step: time, bytes by level/direction/category, actions for the energy table."""

@@ -19,9 +19,6 @@ from hwsim.memory.transaction import DramTiming
 from hwsim.policies import StatePlan, state_bytes
 from hwsim.residency import Placement, place
 
-CATEGORIES = ("weights", "lm_head", "embeddings", "ssm_state", "conv_state", "checkpoint", "replay",
-              "spill", "activations")
-
 
 @dataclass
 class Traffic:
@@ -55,13 +52,6 @@ class Traffic:
     low_writes: np.ndarray | None = None
     ssm_sram_share: np.ndarray | None = None
     placement: Placement | None = None
-
-    def total(self, level: str | None = None, direction: str | None = None,
-              category: str | None = None) -> np.ndarray:
-        parts = [a for (lv, d, c), a in self.bytes.items()
-                 if (level is None or lv == level) and (direction is None or d == direction)
-                 and (category is None or c == category)]
-        return np.sum(parts, axis=0) if parts else np.zeros(self.steps)
 
 
 def working_set_bytes(exp: Experiment, fp: ModelFootprint) -> float:

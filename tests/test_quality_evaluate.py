@@ -73,7 +73,7 @@ def test_self_gating_sees_its_own_entropy(tiny):
 
 def test_evaluate_policy_columns_controls_and_cache(tiny, tmp_path):
     loaded, _, _ = tiny
-    kwargs = dict(loaded=loaded, tokens=STEPS, streams=STREAMS, seeds=2, cache_dir=tmp_path)
+    kwargs = {"loaded": loaded, "tokens": STEPS, "streams": STREAMS, "seeds": 2, "cache_dir": tmp_path}
     policy = {"kind": "threshold", "threshold_bits": 5.9, "low_bits": 4, "group_size": 8}
     row = evaluate_policy(policy, **kwargs)
     for key in ("quality_kl_bits_mean", "quality_kl_bits_p99", "quality_top1_agreement", "quality_ppl_change_pct",

@@ -63,8 +63,8 @@ def format_stats(st, title: str) -> str:
     pct = st.latency_percentiles_ns()
     return "\n".join([
         title,
-        f"bandwidth_GBps        {st.bandwidth_GBps:,.2f} ({100 * st.efficiency:.1f}% of peak "
-        f"{st.peak_bandwidth_GBps:,.1f})",
+        (f"bandwidth_GBps        {st.bandwidth_GBps:,.2f} ({100 * st.efficiency:.1f}% of peak "
+        f"{st.peak_bandwidth_GBps:,.1f})"),
         f"elapsed_ns            {st.elapsed_ns:,.1f}",
         "latency_ns            " + "  ".join(f"{k} {v:,.1f}" for k, v in pct.items())
         + f"  mean {st.latency_ns.mean() if len(st.latency_ns) else 0.0:,.1f}",

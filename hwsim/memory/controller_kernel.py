@@ -160,9 +160,8 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
             while True:
                 pick = -1
                 for b in range(n_banks):
-                    if waiting[b] > 0 and hits[b] == 0:
-                        if pick < 0 or p_req[head[b]] < p_req[head[pick]]:
-                            pick = b
+                    if waiting[b] > 0 and hits[b] == 0 and (pick < 0 or p_req[head[b]] < p_req[head[pick]]):
+                        pick = b
                 if pick < 0:
                     break
                 b = pick

@@ -32,7 +32,7 @@ def _align(x: float) -> int:
 
 def run_addresses(starts: np.ndarray, run_bytes: float, access_bytes: int) -> np.ndarray:
     """Byte addresses of the accesses covering runs of `run_bytes` from each start."""
-    per_run = max(1, int(math.ceil(run_bytes / access_bytes)))
+    per_run = max(1, math.ceil(run_bytes / access_bytes))
     starts = np.asarray(starts, dtype=np.int64)
     return (starts[:, None] + np.arange(per_run, dtype=np.int64)[None, :] * access_bytes).ravel()
 
@@ -74,7 +74,7 @@ class AddressLayout:
         if nbytes <= 0:
             return np.zeros(0, dtype=np.int64)
         first = int(offset) // self.access_bytes
-        count = int(math.ceil((offset + nbytes) / self.access_bytes)) - first
+        count = math.ceil((offset + nbytes) / self.access_bytes) - first
         return self.base[region] + (first + np.arange(count, dtype=np.int64)) * self.access_bytes
 
     def per_stream(self, region: str, layer: int, nbytes: float, run_bytes: float) -> np.ndarray:
@@ -83,7 +83,7 @@ class AddressLayout:
             return np.zeros(0, dtype=np.int64)
         slot = self.conv_slot_bytes if region == "conv_state" else self.state_slot_bytes
         run = max(min(run_bytes, slot), 1.0)
-        runs = int(math.ceil(nbytes / run))
+        runs = math.ceil(nbytes / run)
         index = layer * self.batch + np.arange(runs, dtype=np.int64) % self.batch
         starts = self.base[region] + index * int(slot)
         return run_addresses(starts, run, self.access_bytes)

@@ -94,20 +94,20 @@ def width_table(frame) -> str:
 def write_report(frame, out: Path, source: str) -> Path:
     first = frame.iloc[0]
     text = [f"# State-precision quality: {source}", "",
-            f"Model `{first['quality_model']}` ({first['quality_model_id']}), {int(first['quality_streams'])} "
+            (f"Model `{first['quality_model']}` ({first['quality_model_id']}), {int(first['quality_streams'])} "
             f"streams x {int(first['quality_tokens'])} tokens, gate entropy: {first['quality_gate']}, rounding: "
             f"{first['quality_rounding']}. Reference (full-precision) perplexity "
             f"{first['quality_reference_ppl']:.2f}. Evaluation speed: "
             f"{frame['quality_eval_tokens_per_s'].max():.0f} tokens/s (batch rows x steps per wall second; "
-            "NaN when every result came from the cache).", "",
+            "NaN when every result came from the cache)."), "",
             "## Entropy gating vs random gating", "", statement(frame), "",
             "## Every state at the low width (all-low control)", "", width_table(frame), "",
             "## All policies", "", "```", format_table(frame), "```", "",
-            "Columns: KL = KL(full precision || gated) of the next-token distributions, in bits, over all "
+            ("Columns: KL = KL(full precision || gated) of the next-token distributions, in bits, over all "
             "steps; top-1 = agreement of the arg-max token; ppl % = perplexity change on the streams' own "
             "next tokens; state rel err = ||stored - exact|| / ||exact|| of the SSM state, mean over layers "
             "and snapshot steps. Controls per policy: all-high, all-low (static at its widths) and random "
-            "gating with the same number of low-precision writes per stream.", ""]
+            "gating with the same number of low-precision writes per stream."), ""]
     figures = sorted(p.name for p in out.glob("*.png"))
     text += [f"![{name}]({name})" for name in figures]
     path = out / "quality_report.md"

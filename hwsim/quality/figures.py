@@ -43,14 +43,7 @@ def pareto_figure(frame: pd.DataFrame, path: str | Path, *, saving: str = "savin
         ax.plot(x[front], y[front], color="tab:blue", lw=1, label="Pareto front (entropy gating)")
     ax.set_xlabel(LABELS.get(saving, saving))
     ax.set_ylabel(LABELS.get(quality, quality))
-    if quality == "quality_kl_bits_mean" and (y > 0).all():
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _finish(fig, ax, path, log_y=quality == "quality_kl_bits_mean" and bool((y > 0).all()))
 
 
 def share_figure(frame: pd.DataFrame, path: str | Path, *, quality: str = "quality_kl_bits_mean") -> Path:
@@ -70,7 +63,12 @@ def bits_group_figure(frame: pd.DataFrame, path: str | Path, *, quality: str = "
         ax.plot(part[bits], part[column], marker="o", label=f"group {size}")
     ax.set_xlabel("state bits (all-low)")
     ax.set_ylabel(LABELS.get(quality, quality))
-    if (frame[column] > 0).all():
+    return _finish(fig, ax, path, log_y=bool((frame[column] > 0).all()))
+
+
+def _finish(fig, ax, path: str | Path, *, log_y: bool) -> Path:
+    """Shared styling and saving of the quality figures (the format follows the file suffix)."""
+    if log_y:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
