@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hwsim.files import write_atomic
 from hwsim.sweeps import figures as F
-from hwsim.sweeps.store import write_atomic
 
 #: (row label with unit, results column, scale applied for display)
 COMPARE_METRICS = [

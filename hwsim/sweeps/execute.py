@@ -179,9 +179,10 @@ def run_sweep(spec, sweep_file: Path | None, out: Path, *, workers: int | None =
               scheduler: str | None = None, progress: bool = True, report: bool = True):
     """Expand, run what is unfinished, write results.parquet/csv and (by default) the report.
     Returns (results table, counts)."""
+    from hwsim.files import write_atomic
     from hwsim.sweeps.report import write_report
     from hwsim.sweeps.spec import expand
-    from hwsim.sweeps.store import results_table, write_atomic, write_results
+    from hwsim.sweeps.store import results_table, write_results
 
     points = expand(spec, sweep_file)
     out = Path(out)

@@ -16,8 +16,9 @@ import pandas as pd
 
 from hwsim import __version__
 from hwsim.errors import HwsimInputError
+from hwsim.files import write_atomic
 from hwsim.sweeps import figures as F
-from hwsim.sweeps.store import PointStore, write_atomic
+from hwsim.sweeps.store import PointStore
 
 TARGET_SAVING_PCT = 25.0
 FIGURE_FUNCTIONS = (F.savings_vs_threshold, F.heatmaps, F.crossover, F.pareto, F.energy_stacked,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hwsim.files import write_atomic
 from hwsim.geometry import footprint
 from hwsim.policies.base import state_bytes
 
@@ -86,18 +87,6 @@ class PointStore:
 
 def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def write_atomic(path: Path, write) -> None:
-    """Call `write(tmp_path)` then os.replace it onto `path`, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def param_value(value: Any) -> Any:
