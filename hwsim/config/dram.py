@@ -74,7 +74,7 @@ class DramEnergy(Frozen):
 
 class DramPreset(Frozen):
     name: str
-    kind: str = Field(pattern="^(hbm|lpddr|ddr)$")
+    kind: str = Field(pattern="^(hbm|lpddr|ddr|gddr)$")
     source: str = Field(min_length=3)
     organisation: DramOrganisation
     timings_ns: DramTimings
