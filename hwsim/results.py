@@ -114,3 +114,20 @@ def savings(main: dict, baseline: dict) -> dict:
         out[name] = 100.0 * (base - main[metric]) / base if base else 0.0
     out["gain_tokens_per_s_pct"] = 100.0 * (main["tokens_per_s"] / baseline["tokens_per_s"] - 1.0)
     return out
+
+
+def end_to_end(decode: dict | None, prefill: dict, *, batch: int, generated_tokens: int) -> dict:
+    """Time to first token (the prefill yields it), time per output token, time to last token and
+    end-to-end throughput (batch x generated tokens / total time), each beside its roofline bound."""
+    ttft, bound_ttft = prefill["prefill_time_ns"], prefill["prefill_bound_time_ns"]
+    out = {"ttft_ns": ttft, "bound_ttft_ns": bound_ttft, "generated_tokens_per_stream": generated_tokens}
+    if decode is None:
+        return out
+    total = ttft + decode["simulated_time_ns"]
+    bound_total = bound_ttft + decode["bound_time_ns"]
+    out.update({"tpot_ns": decode["step_latency_ns_mean"], "bound_tpot_ns": decode["bound_time_ns"] / decode["steps"],
+                "time_to_last_token_ns": total, "bound_time_to_last_token_ns": bound_total,
+                "e2e_tokens_per_s": batch * generated_tokens / (total * 1e-9),
+                "bound_e2e_tokens_per_s": batch * generated_tokens / (bound_total * 1e-9),
+                "e2e_over_bound": total / bound_total})
+    return out

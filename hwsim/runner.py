@@ -16,10 +16,14 @@ from hwsim import __version__
 from hwsim.config.experiment import Experiment
 from hwsim.energy import add_energy, energy_table
 from hwsim.engine import DecodeEngine
+from hwsim.files import write_atomic, write_text_atomic
 from hwsim.geometry import footprint
+from hwsim.gpu import GpuEngine, kernel_breakdown
+from hwsim.kernels import decode_kernels
 from hwsim.memory.transaction import DramTiming
 from hwsim.policies.kinds import StaticPolicy
-from hwsim.results import SummaryAccumulator, savings, step_frame, summarise
+from hwsim.prefill import simulate_prefill
+from hwsim.results import SummaryAccumulator, end_to_end, savings, step_frame, summarise
 from hwsim.traffic import build_traffic, check_capacity
 from hwsim.workload import deal
 
@@ -29,6 +33,7 @@ class RunResult:
     experiment: Experiment
     summary: dict
     steps: pd.DataFrame | None   # kept only when asked (long runs stream to steps.parquet instead)
+    kernels: pd.DataFrame | None = None   # gpu kind: mean time per step by kernel, decode and prefill
 
 
 def workload_entropies(exp: Experiment) -> list[np.ndarray]:
@@ -50,7 +55,8 @@ def analytic_bound(exp: Experiment, acc: SummaryAccumulator, weight_key: str) ->
     """Roofline: no schedule beats bytes / peak bandwidth or operations / peak throughput."""
     s, hw = acc.sums, exp.hardware
     dram_ns = float(s["dram_bytes"]) / hw.dram.peak_bandwidth_GBps if hw.dram else 0.0
-    matmul_ns = 2.0 * float(s["matmul_macs"]) / (hw.compute.matmul_TFLOPS[weight_key] * 1e3)
+    matmul_key = "fp16" if hw.execution.kind == "gpu" else weight_key  # a GPU GEMM runs at activation precision
+    matmul_ns = 2.0 * float(s["matmul_macs"]) / (hw.compute.matmul_TFLOPS[matmul_key] * 1e3)
     vector_ns = float(s["vector_ops"]) / hw.compute.vector_GFLOPS
     sram_ns = float(s["sram_read_bytes"] + s["sram_write_bytes"]) / hw.sram.bandwidth_GBps
     bound = {"bound_dram_time_ns": dram_ns, "bound_matmul_time_ns": matmul_ns,
@@ -83,12 +89,33 @@ def transfer_requests(exp: Experiment, fp, policy, plan, traffic, first_step: in
                             batch=exp.workload.batch_size, first_step=first_step)
 
 
+def make_engine(exp: Experiment, fp, traffic, dram):
+    """The decode engine of the hardware's execution kind."""
+    if exp.hardware.execution.kind == "gpu":
+        plan = decode_kernels(exp.model, fp, exp.hardware.execution.framework)
+        return GpuEngine(exp.hardware, plan, dram, exp.workload.batch_size)
+    return DecodeEngine.for_traffic(traffic, detailed_queue(exp, fp))
+
+
+def gpu_bytes(traffic, engine: GpuEngine) -> None:
+    """On a GPU the L2 sees what the kernels touch, and activations that do not fit go to DRAM."""
+    times = engine.last
+    traffic.bytes = {k: v for k, v in traffic.bytes.items() if k[0] != "sram"}
+    for (direction, category), values in times.l2_bytes.items():
+        traffic.bytes[("sram", direction, category)] = values
+    if times.activation_dram_read_bytes.any() or times.activation_dram_write_bytes.any():
+        traffic.bytes[("dram", "read", "activations")] = times.activation_dram_read_bytes
+        traffic.bytes[("dram", "write", "activations")] = times.activation_dram_write_bytes
+
+
 def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_path: Path | None = None,
                         keep_steps: bool = False) -> tuple[dict, pd.DataFrame | None]:
+    """Decode `exp.workload.decode_steps` steps; the summary of the decode phase."""
     fp = footprint(exp.model)
     budget = check_capacity(exp, fp)
     policy = exp.policy.calibrated(entropies)
-    dealt = deal(entropies, exp.workload.batch_size, exp.workload.steps, exp.workload.seed)
+    steps = exp.workload.decode_steps
+    dealt = deal(entropies, exp.workload.batch_size, steps, exp.workload.seed)
     plan = policy.plan(dealt.entropy_bits, dealt.fresh)
     dram = DramTiming.from_config(exp.hardware.dram) if exp.hardware.dram else None
     table = energy_table(exp.hardware, fp.weight_precision_key)
@@ -96,16 +123,20 @@ def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_p
     served_bytes = 0.0  # what the DRAM queue served, to check against what the accelerator asked
     chunk = exp.run.chunk_steps
     try:
-        for first in range(0, exp.workload.steps, chunk):
-            rows = slice(first, min(first + chunk, exp.workload.steps))
+        for first in range(0, steps, chunk):
+            rows = slice(first, min(first + chunk, steps))
             sub = type(plan)(read_bits=plan.read_bits[rows], write_bits=plan.write_bits[rows],
                              checkpoint_bits=plan.checkpoint_bits[rows], replay_steps=plan.replay_steps[rows],
                              low_bits=plan.low_bits, high_bits=plan.high_bits)
             traffic = build_traffic(exp, fp, sub, dram, budget)
-            engine = engine or DecodeEngine.for_traffic(traffic, detailed_queue(exp, fp))
+            engine = engine or make_engine(exp, fp, traffic, dram)
             if exp.run.fidelity == "detailed" and exp.hardware.dram is not None:
                 engine.dram.bind(transfer_requests(exp, fp, policy, sub, traffic, first))
-            timeline = engine.run(traffic, gate_on_current=policy.gate_on == "current")
+            if isinstance(engine, GpuEngine):
+                timeline = engine.run(traffic)
+                gpu_bytes(traffic, engine)
+            else:
+                timeline = engine.run(traffic, gate_on_current=policy.gate_on == "current")
             frame = add_energy(step_frame(traffic, timeline, first, exp.workload.batch_size), table)
             frame["entropy_bits_mean"] = dealt.entropy_bits[rows].mean(axis=1)
             frame["stream0_entropy_bits"] = dealt.entropy_bits[rows, 0]
@@ -129,7 +160,13 @@ def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_p
     extra = {"lossy_upgrades": plan.lossy_upgrades, "streams_started": dealt.streams_started,
              "dram_served_bytes": served_bytes,
              "dram_peak_bandwidth_GBps": exp.hardware.dram.peak_bandwidth_GBps if exp.hardware.dram else 0.0,
-             "threshold_bits_used": float(getattr(policy, "threshold_bits", float("nan")))}
+             "threshold_bits_used": float(getattr(policy, "threshold_bits", float("nan"))),
+             "execution": exp.hardware.execution.kind}
+    if isinstance(engine, GpuEngine):
+        extra["cuda_graphs"] = exp.hardware.execution.cuda_graphs
+        extra["framework"] = exp.hardware.execution.framework
+        extra["kernel_launches_per_step"] = engine.plan.launches_per_step
+        extra["decode_kernels"] = kernel_breakdown(engine.last)
     summary = summarise(acc, end_ns=end_ns, bound=analytic_bound(exp, acc, fp.weight_precision_key),
                         batch=exp.workload.batch_size, extra=extra)
     return summary, (pd.concat(kept, ignore_index=True) if keep_steps else None)
@@ -137,19 +174,43 @@ def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_p
 
 def run_experiment(exp: Experiment, out_dir: str | Path | None = None, *,
                    entropies: list[np.ndarray] | None = None, keep_steps: bool = False) -> RunResult:
-    entropies = workload_entropies(exp) if entropies is None else entropies
+    """Prefill and/or decode as `workload.phase` says, the baseline, and the outputs in `out_dir`."""
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    summary, steps = simulate_experiment(exp, entropies, steps_path=out / "steps.parquet" if out else None,
-                                         keep_steps=keep_steps)
-    summary = {"experiment": exp.name, "model": exp.model.name, "hardware": exp.hardware.name,
-               "policy": exp.policy.kind, **summary}
-    if exp.run.baseline:
-        baseline, _ = simulate_experiment(baseline_of(exp), entropies)
-        summary.update(savings(summary, baseline))
+    phase = exp.workload.phase
+    ids = {"experiment": exp.name, "model": exp.model.name, "hardware": exp.hardware.name,
+           "policy": exp.policy.kind, "phase": phase, "execution": exp.hardware.execution.kind}
+    kernels: list[dict] = []
+    prefill = None
+    if phase != "decode":
+        fp = footprint(exp.model)
+        dram = DramTiming.from_config(exp.hardware.dram) if exp.hardware.dram else None
+        prefill = simulate_prefill(exp, fp, dram, check_capacity(exp, fp))
+        kernels += [{"phase": "prefill", **row} for row in prefill.pop("prefill_kernels", [])]
+    steps = None
+    if phase == "prefill":
+        summary = {**ids, **prefill, **end_to_end(None, prefill, batch=exp.workload.batch_size,
+                                                  generated_tokens=1)}
+    else:
+        entropies = workload_entropies(exp) if entropies is None else entropies
+        decode, steps = simulate_experiment(exp, entropies, steps_path=out / "steps.parquet" if out else None,
+                                            keep_steps=keep_steps)
+        kernels += [{"phase": "decode", **row} for row in decode.pop("decode_kernels", [])]
+        summary = {**ids, **decode}
+        if exp.run.baseline:
+            baseline, _ = simulate_experiment(baseline_of(exp), entropies)
+            baseline.pop("decode_kernels", None)
+            summary.update(savings(summary, baseline))
+        if prefill is not None:
+            summary.update(prefill)
+            summary.update(end_to_end(decode, prefill, batch=exp.workload.batch_size,
+                                      generated_tokens=exp.workload.steps))
     summary["hwsim_version"] = __version__
+    table = pd.DataFrame(kernels) if kernels else None
     if out is not None:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-        (out / "resolved.yaml").write_text(yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False))
-    return RunResult(experiment=exp, summary=summary, steps=steps)
+        write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True))
+        write_text_atomic(out / "resolved.yaml", yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False))
+        if table is not None:
+            write_atomic(out / "kernels.csv", lambda tmp: table.to_csv(tmp, index=False))
+    return RunResult(experiment=exp, summary=summary, steps=steps, kernels=table)

@@ -52,6 +52,12 @@ class Traffic:
     low_writes: np.ndarray | None = None
     ssm_sram_share: np.ndarray | None = None
     placement: Placement | None = None
+    # per layer and step, summed over the batch, before placement: what the state kernels move
+    ssm_read_per_layer: np.ndarray | None = None     # (steps,)
+    ssm_write_per_layer: np.ndarray | None = None
+    conv_read_per_layer: np.ndarray | None = None
+    conv_write_per_layer: np.ndarray | None = None
+    quantised_elements_per_layer: np.ndarray | None = None   # (steps,) low-bit state elements (de)quantised
 
 
 def working_set_bytes(exp: Experiment, fp: ModelFootprint) -> float:
@@ -61,7 +67,8 @@ def working_set_bytes(exp: Experiment, fp: ModelFootprint) -> float:
     policy = exp.policy
     one_state = float(state_bytes(fp.layer.ssm_state_elements, policy.high_bits, policy.group_size,
                                   policy.scale_bits))
-    return (2 * exp.hardware.dma.weight_tile_bytes + 2 * one_state
+    tile = exp.hardware.dma.weight_tile_bytes if exp.hardware.dma else 0
+    return (2 * tile + 2 * one_state
             + 2 * fp.activation_bytes_per_stream_layer)
 
 
@@ -179,11 +186,11 @@ def build_traffic(exp: Experiment, fp: ModelFootprint, plan: StatePlan, dram: Dr
         if dram is None:
             return np.zeros(np.shape(nbytes))
         core = dram.service_ns(nbytes, run_bytes)
-        return np.maximum(core, np.asarray(nbytes) / hw.dma.bandwidth_GBps)
+        return np.maximum(core, np.asarray(nbytes) / hw.dma.bandwidth_GBps) if hw.dma else core
 
     mean_read_run = np.maximum(ssm_read / batch, 1.0)[:, None]
     mean_write_run = np.maximum(ssm_write / batch, 1.0)[:, None]
-    tile = hw.dma.weight_tile_bytes
+    tile = hw.dma.weight_tile_bytes if hw.dma else fp.weight_bytes_per_layer  # GPU: a GEMM reads its matrix
     conv_read_run = np.maximum(conv_read / batch, 1.0)
     conv_write_run = np.maximum(conv_write / batch, 1.0)
     layer_read_ns = (service(w_dram, tile) + service(ssm_r_dram, mean_read_run)
@@ -271,4 +278,7 @@ def build_traffic(exp: Experiment, fp: ModelFootprint, plan: StatePlan, dram: Dr
         read_to_write_ns=dram.read_to_write_ns if dram else 0.0, low_writes=low_writes,
         ssm_sram_share=(placement.ssm_write_sram * ssm_write[:, None]).sum(axis=1)
         / np.maximum(ssm_write * layers, 1.0),
-        placement=placement)
+        placement=placement, ssm_read_per_layer=ssm_read, ssm_write_per_layer=ssm_write,
+        conv_read_per_layer=np.asarray(conv_read, dtype=np.float64) * np.ones(steps),
+        conv_write_per_layer=np.asarray(conv_write, dtype=np.float64) * np.ones(steps),
+        quantised_elements_per_layer=quant_elements.astype(np.float64))

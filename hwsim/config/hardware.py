@@ -1,12 +1,14 @@
-"""An accelerator: DRAM (by preset), on-chip SRAM with a residency policy, compute, DMA, static power."""
+"""An accelerator: DRAM (by preset), on-chip SRAM with a residency policy, compute, DMA, static power,
+and how it executes a step (`execution`: dataflow or gpu)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 from hwsim.config.dram import DramPreset
+from hwsim.config.execution import Dataflow, Execution
 from hwsim.records import Frozen
 
 StateCategory = Literal["weights", "lm_head", "ssm_state", "conv_state"]
@@ -94,6 +96,13 @@ class Hardware(Frozen):
     dram: DramMemory | None = Field(None, description="absent for an SRAM-only design")
     sram: Sram
     compute: Compute
-    dma: Dma
+    dma: Dma | None = Field(None, description="DMA engines of the dataflow design (required there)")
     static_power_W: NonNegativeFloat
     static_power_source: str = Field(min_length=3)
+    execution: Execution = Field(Dataflow(), description="dataflow (fused layer pipeline) or gpu (kernels)")
+
+    @model_validator(mode="after")
+    def _dataflow_needs_dma(self) -> Hardware:
+        if self.execution.kind == "dataflow" and self.dma is None:
+            raise ValueError("execution kind dataflow needs a dma section")
+        return self
