@@ -32,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     validate.set_defaults(func=cmd_validate)
     schema = subparsers.add_parser("schema", help="print the JSON schema of an experiment file")
     schema.set_defaults(func=cmd_schema)
+    check = subparsers.add_parser(
+        "validate-hw", help="hold the gpu execution kind against published GPU measurements "
+        "(configs/validation/gpu-measurements.yaml): table, batch slopes, figure")
+    check.add_argument("--file", help="a validation set (default: configs/validation/gpu-measurements.yaml)")
+    check.add_argument("--out", help="output folder (default: reports/validation)")
+    check.set_defaults(func=cmd_validate_hw)
 
 
 def format_table(summary: dict) -> str:
@@ -60,9 +66,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_experiment(exp, out)
     print(f"{exp.name}: {exp.model.name} on {exp.hardware.name}, batch {exp.workload.batch_size}, "
           f"{exp.workload.steps} steps, policy {exp.policy.kind}")
-    print(format_table(result.summary))
-    print(f"wrote {out}/summary.json, steps.parquet, resolved.yaml")
+    summary = result.summary
+    if summary["phase"] != "prefill":
+        print(format_table(summary))
+    if summary["phase"] != "decode":
+        print(format_phases(summary))
+    print(f"wrote {out}/summary.json, resolved.yaml" + (", steps.parquet" if summary["phase"] != "prefill" else "")
+          + (", kernels.csv" if result.kernels is not None else ""))
     return 0
+
+
+def format_phases(summary: dict) -> str:
+    """Prefill and end-to-end figures beside their roofline bounds."""
+    lines = [(f"prefill: {summary['prefill_tokens']:,} prompt tokens in {summary['prefill_time_ns'] * 1e-6:,.2f} ms "
+              f"({summary['prefill_tokens_per_s']:,.0f} tokens/s; bound {summary['prefill_bound_time_ns'] * 1e-6:,.2f} ms)")]
+    if "tpot_ns" in summary:
+        lines.append(f"time to first token {summary['ttft_ns'] * 1e-6:,.2f} ms, per output token "
+                     f"{summary['tpot_ns'] * 1e-6:,.3f} ms (bound {summary['bound_tpot_ns'] * 1e-6:,.3f}), to last token "
+                     f"{summary['time_to_last_token_ns'] * 1e-6:,.1f} ms; end to end "
+                     f"{summary['e2e_tokens_per_s']:,.0f} tokens/s (bound {summary['bound_e2e_tokens_per_s']:,.0f})")
+    return "\n".join(lines)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -79,4 +102,27 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from hwsim.config.experiment import Experiment
 
     print(json.dumps(Experiment.model_json_schema(), indent=2))
+    return 0
+
+
+def cmd_validate_hw(args: argparse.Namespace) -> int:
+    from hwsim.files import write_atomic, write_text_atomic
+    from hwsim.validation import (
+        VALIDATION_FILE,
+        batch_slopes,
+        figure,
+        load_validation_set,
+        markdown,
+        run_validation,
+    )
+
+    validation = load_validation_set(args.file or VALIDATION_FILE)
+    out = Path(args.out) if args.out else REPORTS_DIR / "validation"
+    table = run_validation(validation)
+    slopes = batch_slopes(table)
+    write_atomic(out / "validation.csv", lambda tmp: table.to_csv(tmp, index=False))
+    write_text_atomic(out / "validation.md", markdown(table, slopes))
+    figure(table, out / "validation.png")
+    print(markdown(table, slopes), end="")
+    print(f"wrote {out}/validation.csv, validation.md, validation.png")
     return 0

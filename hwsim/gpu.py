@@ -8,7 +8,8 @@ are dequantised inside the GEMM once per row tile, low-bit states inside the sca
 quantised on write): that work is charged to the fp32 units.
 
 The host and the device form a two-stage pipeline: kernel i starts at max(issued_i, end_{i-1} + gap).
-Eagerly every kernel costs the host `host_launch_ns`; under CUDA graphs the captured step is one
+Eagerly every kernel costs the host `host_launch_ns` (a PyTorch operation) or `triton_launch_ns` (a
+Triton JIT kernel launched from Python); under CUDA graphs the captured step is one
 `graph_launch_ns` and only the sampler is launched kernel by kernel. A step ends with a host sync (the
 stop check reads the sampled tokens), so steps do not overlap. With P_i the cumulative device time
 (gap + body) and H_i the issue times, the last kernel ends at P_n - gap + max_i(H_i - P_{i-1}): one
@@ -17,6 +18,7 @@ vectorised expression over steps and kernels, no per-kernel Python loop.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +73,6 @@ def time_kernels(plan: KernelPlan, hw: Hardware, dram: DramTiming | None, *, tok
     graphs = gpu.cuda_graphs if cuda_graphs is None else cuda_graphs
     kernels, layer_of = sequence(plan)
     steps, n = len(state.ssm_read_bytes), len(kernels)
-    col = np.arange(n)
     in_layer = layer_of >= 0
     lay = np.where(in_layer, layer_of, 0)
 
@@ -81,6 +82,7 @@ def time_kernels(plan: KernelPlan, hw: Hardware, dram: DramTiming | None, *, tok
     weight = per_kernel("weight_bytes")
     act_in, act_out = tokens * per_kernel("act_in_bytes"), tokens * per_kernel("act_out_bytes")
     const = per_kernel("const_bytes")
+    gather = tokens * per_kernel("gather_bytes")
     is_lm = np.array([k.name == "lm_head" for k in kernels])
     ssm = np.array([k.ssm_state for k in kernels])
     conv = np.array([k.conv_state for k in kernels])
@@ -97,9 +99,9 @@ def time_kernels(plan: KernelPlan, hw: Hardware, dram: DramTiming | None, *, tok
     ssm_w = np.where(ssm[None, :], state.ssm_write_bytes[:, None] * state.ssm_write_dram_share[:, lay], 0.0)
     conv_r = np.where(conv[None, :], state.conv_read_bytes[:, None] * state.conv_dram_share[:, lay], 0.0)
     conv_w = np.where(conv[None, :], state.conv_write_bytes[:, None] * state.conv_dram_share[:, lay], 0.0)
-    dram_read = weight_dram + act_dram_read[None, :] + ssm_r + conv_r
+    dram_read = weight_dram + (act_dram_read + gather)[None, :] + ssm_r + conv_r
     dram_write = act_dram_write[None, :] + ssm_w + conv_w
-    touched = (weight[None, :] + (act_in + act_out + const)[None, :]
+    touched = (weight[None, :] + (act_in + act_out + const + gather)[None, :]
                + np.where(ssm[None, :], (state.ssm_read_bytes + state.ssm_write_bytes)[:, None], 0.0)
                + np.where(conv[None, :], (state.conv_read_bytes + state.conv_write_bytes)[:, None], 0.0))
 
@@ -111,7 +113,8 @@ def time_kernels(plan: KernelPlan, hw: Hardware, dram: DramTiming | None, *, tok
                + dram.service_ns(ssm_r + ssm_w, np.maximum((ssm_r + ssm_w) / batch_runs, 1.0))
                + dram.service_ns(conv_r + conv_w, np.maximum((conv_r + conv_w) / batch_runs, 1.0))
                + dram.service_ns(shaped(act_dram_read + act_dram_write, (steps, n)),
-                                 np.maximum(shaped(act_dram_read + act_dram_write, (steps, n)), 1.0)))
+                                 np.maximum(shaped(act_dram_read + act_dram_write, (steps, n)), 1.0))
+               + dram.service_ns(shaped(gather, (steps, n)), np.maximum(gather / batch_runs, 1.0)))
         achieved_bytes_per_ns = dram.peak_bytes_per_ns * gpu.dram_efficiency
         dram_ns = np.maximum(bus, (dram_read + dram_write) / achieved_bytes_per_ns)
     l2_ns = touched / hw.sram.bandwidth_GBps
@@ -130,19 +133,27 @@ def time_kernels(plan: KernelPlan, hw: Hardware, dram: DramTiming | None, *, tok
                                         np.broadcast_to(matmul_ns, (steps, n)), vector_ns])
 
     host_only = np.array([k.host_only for k in kernels])
-    if graphs:   # the captured kernels leave with one graph launch; the sampler follows eagerly
-        issued = gpu.graph_launch_ns + np.where(host_only, np.cumsum(host_only) * gpu.host_launch_ns, 0.0)
+    eager = np.where([k.triton for k in kernels], gpu.triton_launch_ns, gpu.host_launch_ns)
+    if graphs:   # the captured kernels leave with one graph launch; the host-side ones are eager
+        captured = np.flatnonzero(~host_only)
+        host = np.where(host_only, eager, 0.0)
+        if captured.size:
+            host[captured[0]] = gpu.graph_launch_ns
     else:
-        issued = (col + 1) * gpu.host_launch_ns
-    issued = gpu.step_host_ns + issued
-    device = np.cumsum(gpu.kernel_gap_ns + body, axis=1)
-    before = np.concatenate([np.zeros((steps, 1)), device[:, :-1]], axis=1)
-    step_ns = device[:, -1] - gpu.kernel_gap_ns + np.max(issued[None, :] - before, axis=1)
+        host = eager.astype(np.float64)
+    host[0] += gpu.step_host_ns
+    sync = np.array([k.sync_before for k in kernels])
+    if plan.sync_per_step:
+        step_ns = pipeline(body, host, sync, gpu.kernel_gap_ns)[:, -1]
+    else:   # the host runs ahead across steps: one pipeline over the whole chunk
+        ends = pipeline(body.reshape(1, -1), np.tile(host, steps), np.tile(sync, steps), gpu.kernel_gap_ns)
+        step_end = ends[0, n - 1::n]
+        step_ns = np.diff(step_end, prepend=0.0)
     return KernelTimes(body_ns=body, step_ns=step_ns, dram_read_bytes=dram_read.sum(axis=1),
                        dram_write_bytes=dram_write.sum(axis=1),
                        activation_dram_read_bytes=np.full(steps, float(act_dram_read.sum())),
                        activation_dram_write_bytes=np.full(steps, float(act_dram_write.sum())),
-                       l2_bytes=_l2_bytes(weight, is_lm, act_in, act_out, const, state, plan.n_layers, steps),
+                       l2_bytes=_l2_bytes(weight, is_lm, act_in + gather, act_out, const, state, plan.n_layers, steps),
                        names=tuple(k.name for k in kernels))
 
 
@@ -158,6 +169,30 @@ def _l2_bytes(weight, is_lm, act_in, act_out, const, state: StepState, layers: i
             ("write", "conv_state"): state.conv_write_bytes * layers,
             ("read", "activations"): float(act_in.sum() + const.sum() / 2) * ones,
             ("write", "activations"): float(act_out.sum() + const.sum() / 2) * ones}
+
+
+def pipeline(body: np.ndarray, host: np.ndarray, sync: np.ndarray, gap_ns: float) -> np.ndarray:
+    """End time of every kernel (rows: independent sequences that start idle at 0; columns: launches).
+
+    Kernel i starts at max(issued_i, end_{i-1} + gap) and runs body_i; the host issues it host_i after
+    the previous one, or, where `sync` marks it, after the device has finished everything before it.
+    Between syncs the recurrence has the closed form end_j = P_j + max(D0, max_{i<=j}(H_i - P_{i-1} -
+    gap)), with P the running sum of gap + body and D0 the device's free time at the segment start."""
+    rows, n = body.shape
+    out = np.empty_like(body)
+    device = np.full(rows, -gap_ns)     # the first kernel pays no gap after an idle device
+    issued = np.zeros(rows)
+    cuts = [0, *np.flatnonzero(sync[1:]) + 1, n] if n else [0]
+    for a, b in itertools.pairwise(cuts):
+        if sync[a]:
+            issued = np.maximum(issued, device)
+        h = issued[:, None] + np.cumsum(host[a:b])[None, :]
+        p = np.cumsum(gap_ns + body[:, a:b], axis=1)
+        before = np.concatenate([np.zeros((rows, 1)), p[:, :-1]], axis=1)
+        lead = np.maximum.accumulate(h - before - gap_ns, axis=1)
+        out[:, a:b] = p + np.maximum(device[:, None], lead)
+        device, issued = out[:, b - 1], h[:, -1]
+    return out
 
 
 def kernel_breakdown(times: KernelTimes) -> list[dict]:

@@ -40,11 +40,14 @@ class Kernel:
     act_in_bytes: float = 0.0         # per token
     act_out_bytes: float = 0.0        # per token
     const_bytes: float = 0.0          # per launch, read and written (e.g. A = -exp(A_log) in fp32)
+    gather_bytes: float = 0.0         # per token, read from DRAM (embedding rows)
     matmul_flops: float = 0.0         # per token, tensor cores
     vector_ops: float = 0.0           # per token, fp32 element-wise
     ssm_state: bool = False           # moves the layer's SSM state (bytes from the plan)
     conv_state: bool = False          # moves the layer's conv state
     host_only: bool = False           # launched by the host outside a captured graph (the sampler)
+    sync_before: bool = False         # the host waits for the device before issuing it (reads a flag)
+    triton: bool = False              # a Triton JIT kernel: launched from Python through Triton's binder
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class KernelPlan:
     head: tuple[Kernel, ...]          # before the first layer (embedding)
     tail: tuple[Kernel, ...]          # after the last layer (final norm, LM head, sampler)
     n_layers: int
+    sync_per_step: bool = False       # the generation loop reads a device value every step
 
     @property
     def launches_per_step(self) -> int:
@@ -76,65 +80,125 @@ def _gemm(model: ModelSpec, name: str, d_in: int, d_out: int, act: float) -> Ker
                   matmul_flops=2.0 * params)
 
 
+def _ew(name: str, elements: float, in_bytes: float, out_bytes: float, *, per_token: bool = True,
+        ops: float = 1.0, weight_bytes: float = 0.0, host_only: bool = False, sync: bool = False) -> Kernel:
+    """A PyTorch element-wise / reduction / copy kernel over `elements` values (per token unless
+    `per_token` is False), reading `in_bytes` and writing `out_bytes` per value."""
+    if per_token:
+        return Kernel(name, "elementwise", weight_bytes=weight_bytes, act_in_bytes=elements * in_bytes,
+                      act_out_bytes=elements * out_bytes, vector_ops=ops * elements, host_only=host_only,
+                      sync_before=sync)
+    return Kernel(name, "elementwise", weight_bytes=weight_bytes, const_bytes=elements * (in_bytes + out_bytes),
+                  host_only=host_only, sync_before=sync)
+
+
 def decode_kernels(model: ModelSpec, fp: ModelFootprint, framework: str) -> KernelPlan:
-    """Kernels of one decode step. Their weight bytes add up to the footprint's, which tests check."""
+    """Kernels of one decode step in launch order. Their weight bytes add up to the footprint's
+    (tests check it): both execution kinds share one byte accounting."""
     act = model.activation_bits / 8.0
     d_model, d_inner, d_state, d_conv = model.d_model, model.d_inner, model.d_state, model.d_conv
-    residual = 4.0  # mamba_ssm and transformers keep the residual stream in fp32 (residual_in_fp32)
-    norm = Kernel("add_rmsnorm", "norm", weight_bytes=2.0 * d_model,
-                  act_in_bytes=d_model * (act + residual), act_out_bytes=d_model * (act + residual),
-                  vector_ops=(RMSNORM_OPS + ADD_OPS) * d_model)
+    hf = framework == "transformers"
     if model.architecture == "mamba2":
         heads, groups = model.n_heads, model.ngroups
         conv_channels = d_inner + 2 * groups * d_state
         in_out = 2 * d_inner + 2 * groups * d_state + heads
-        layer = [
-            norm,
+        mixer = [
             _gemm(model, "in_proj", d_model, in_out, act),
             Kernel("causal_conv1d_update", "conv", weight_bytes=2.0 * conv_channels * (d_conv + 1),
                    act_in_bytes=conv_channels * act, act_out_bytes=conv_channels * act,
                    vector_ops=(2 * d_conv + SILU_OPS) * conv_channels, conv_state=True),
-            Kernel("selective_state_update", "scan", weight_bytes=2.0 * 3 * heads,  # A_log, D, dt_bias
-                   act_in_bytes=(2 * d_inner + heads + 2 * groups * d_state) * act,  # x, z, dt, B, C
+            # A = -exp(A_log.float()): cast, exp, negate over one value per head
+            *[_ew(f"A.{op}", heads, act if op == "cast" else 4, 4, per_token=False) for op in ("cast", "exp", "neg")],
+            Kernel("selective_state_update", "scan", triton=True, weight_bytes=2.0 * 3 * heads,  # A_log, D, dt_bias
+                   act_in_bytes=(d_inner + heads + 2 * groups * d_state) * act,     # x, dt, B, C
                    act_out_bytes=d_inner * act,
                    vector_ops=SCAN_OPS_PER_STATE_ELEMENT["mamba2"] * d_inner * d_state, ssm_state=True),
-            Kernel("rmsnorm_gated", "norm", weight_bytes=2.0 * d_inner, act_in_bytes=2 * d_inner * act,
-                   act_out_bytes=d_inner * act, vector_ops=GATED_RMSNORM_OPS * d_inner),
+            *(_hf_gated_norm(d_inner, act) if hf else
+              [Kernel("rmsnorm_gated", "norm", triton=True, weight_bytes=2.0 * d_inner, act_in_bytes=2 * d_inner * act,
+                      act_out_bytes=d_inner * act, vector_ops=GATED_RMSNORM_OPS * d_inner)]),
             _gemm(model, "out_proj", d_inner, d_model, act),
         ]
     else:
         rank = model.resolved_dt_rank
-        layer = [
-            norm,
+        mixer = [
             _gemm(model, "in_proj", d_model, 2 * d_inner, act),
+            *([_ew("cache_position_check", 1, 8, 1, per_token=False, sync=True)] if hf else []),
             Kernel("causal_conv1d_update", "conv", weight_bytes=2.0 * d_inner * (d_conv + 1),
                    act_in_bytes=d_inner * act, act_out_bytes=d_inner * act,
                    vector_ops=(2 * d_conv + SILU_OPS) * d_inner, conv_state=True),
             _gemm(model, "x_proj", d_inner, rank + 2 * d_state, act),
             _gemm(model, "dt_proj", rank, d_inner, act),
-            # A = -exp(A_log.float()) every step: reads the fp32 A_log, writes A for the scan kernel
-            Kernel("exp_A_log", "elementwise", weight_bytes=4.0 * d_inner * d_state,
-                   const_bytes=4.0 * d_inner * d_state),
-            Kernel("neg_A", "elementwise", const_bytes=2 * 4.0 * d_inner * d_state),
-            Kernel("selective_state_update", "scan", weight_bytes=2.0 * 2 * d_inner,  # D, dt_bias
+            # A = -exp(A_log.float()) every step over (d_inner, d_state); transformers loads A_log in
+            # the model dtype, so its .float() is a real cast
+            *([_ew("A.cast", d_inner * d_state, act, 4, per_token=False)] if hf else []),
+            _ew("A.exp", d_inner * d_state, 4, 4, per_token=False, weight_bytes=4.0 * d_inner * d_state),
+            _ew("A.neg", d_inner * d_state, 4, 4, per_token=False),
+            *([_ew("dt_bias.float", d_inner, act, 4, per_token=False),
+               _ew("cache_position_check", 1, 8, 1, per_token=False, sync=True)] if hf else []),
+            Kernel("selective_state_update", "scan", triton=True, weight_bytes=2.0 * 2 * d_inner,  # D, dt_bias
                    const_bytes=4.0 * d_inner * d_state,                                # A, read back
                    act_in_bytes=(3 * d_inner + 2 * d_state) * act, act_out_bytes=d_inner * act,
                    vector_ops=SCAN_OPS_PER_STATE_ELEMENT["mamba1"] * d_inner * d_state, ssm_state=True),
             _gemm(model, "out_proj", d_inner, d_model, act),
         ]
+    residual = 4.0  # the residual stream is fp32 (residual_in_fp32)
+    if hf:   # MambaRMSNorm and the residual add as PyTorch operations (transformers' Block)
+        layer = [*_hf_block_norm(d_model, act), *mixer, _ew("residual_add", d_model, residual + act, residual)]
+    else:    # one fused Triton add + RMSNorm (mamba_ssm's Block, layer_norm_fn with prenorm)
+        layer = [Kernel("add_rmsnorm", "norm", triton=True, weight_bytes=2.0 * d_model,
+                        act_in_bytes=d_model * (act + residual), act_out_bytes=d_model * (act + residual),
+                        vector_ops=(RMSNORM_OPS + ADD_OPS) * d_model), *mixer]
     layer = _balance_weights(layer, fp)
-    if framework == "transformers":
-        layer = _unfused_transformers(layer, model)
     vocab = model.vocab_size
-    head = (Kernel("embedding", "gather", act_in_bytes=d_model * act, act_out_bytes=d_model * act),)
     lm = _gemm(model, "lm_head", d_model, vocab, act)
     lm = Kernel("lm_head", "gemm", weight_bytes=fp.lm_head_bytes, weight_elements=lm.weight_elements,
                 act_in_bytes=lm.act_in_bytes, act_out_bytes=lm.act_out_bytes, matmul_flops=lm.matmul_flops)
-    tail = (norm, lm,
-            Kernel("sample_argmax", "sample", act_in_bytes=vocab * act, act_out_bytes=8.0,
-                   vector_ops=float(vocab), host_only=True),
-            Kernel("append_token", "elementwise", act_in_bytes=8.0, act_out_bytes=8.0, host_only=True))
-    return KernelPlan(layer=tuple(layer), head=head, tail=tail, n_layers=model.n_layers)
+    embedding = Kernel("embedding", "gather", gather_bytes=d_model * act, act_out_bytes=d_model * act)
+    if hf:   # generate(): norm_f, cast, LM head, .float(), logits copy, argmax, ~20 bookkeeping kernels
+        head = (_ew("generate.sync", 1, 8, 1, per_token=False, sync=True), embedding)
+        # norm_f on the fp32 stream (its casts are no-ops); its d_model weights are left out of the
+        # footprint's weight bytes on both paths (1/vocab of the LM head's)
+        norm_f = [Kernel(**{**k.__dict__, "weight_bytes": 0.0}) for k in _hf_block_norm(d_model, act)
+                  if k.name not in ("norm.cast", "norm.to_fp32", "norm.to_act")]
+        tail = (*norm_f, _ew("cast", d_model, residual, act), lm,
+                _ew("logits.float", vocab, act, 4), _ew("logits.copy", vocab, 4, 4),
+                Kernel("argmax", "sample", act_in_bytes=vocab * 4, act_out_bytes=8.0, vector_ops=float(vocab)),
+                *[_ew(f"generate.bookkeeping.{i}", 1, 8, 8) for i in range(GENERATE_BOOKKEEPING_KERNELS)])
+        return KernelPlan(layer=tuple(layer), head=head, tail=tail, n_layers=model.n_layers, sync_per_step=True)
+    # mamba_ssm generate(cg): the host fills position ids and copies the token into the graph's input,
+    # replays the graph (embedding .. LM head), clones the logits and takes the argmax (greedy)
+    norm_f = Kernel("norm_f", "norm", triton=True, weight_bytes=0.0, act_in_bytes=d_model * (act + residual),
+                    act_out_bytes=d_model * (act + residual), vector_ops=(RMSNORM_OPS + ADD_OPS) * d_model)
+    head = tuple(_ew(name, 1, 8, 8, host_only=True) for name in ("position_ids.fill", "lengths.fill",
+                                                                 "input_ids.copy", "position_ids.copy"))
+    tail = (norm_f, lm, _ew("logits.clone", vocab, act, act, host_only=True),
+            Kernel("argmax", "sample", act_in_bytes=vocab * act, act_out_bytes=8.0, vector_ops=float(vocab),
+                   host_only=True))
+    return KernelPlan(layer=tuple(layer), head=(*head, embedding), tail=tail, n_layers=model.n_layers)
+
+
+#: transformers' generate() launches about 20 small kernels per step outside the model (cache_position
+#: update, attention-mask growth, input_ids concatenation, stopping criteria): research notes of the
+#: `_sample` loop (generation/utils.py), counted for greedy decoding.
+GENERATE_BOOKKEEPING_KERNELS = 20
+
+
+def _hf_block_norm(d_model: int, act: float) -> list[Kernel]:
+    """transformers' MambaRMSNorm on the block input (fp32 residual stream): cast, to fp32, pow, mean,
+    +eps, rsqrt, multiply, to the activation dtype, times the weight."""
+    return [_ew("norm.cast", d_model, 4, act), _ew("norm.to_fp32", d_model, act, 4),
+            _ew("norm.pow", d_model, 4, 4), _ew("norm.mean", d_model, 4, 0), _ew("norm.eps", 1, 4, 4),
+            _ew("norm.rsqrt", 1, 4, 4), _ew("norm.mul", d_model, 4, 4), _ew("norm.to_act", d_model, 4, act),
+            _ew("norm.weight", d_model, act, act, weight_bytes=2.0 * d_model)]
+
+
+def _hf_gated_norm(d_inner: int, act: float) -> list[Kernel]:
+    """transformers' MambaRMSNormGated: 11 element-wise operations over d_inner values."""
+    spec = [("to_fp32", act, 4), ("gate.to_fp32", act, 4), ("silu", 4, 4), ("mul", 8, 4), ("pow", 4, 4),
+            ("mean", 4, 0), ("mul_rstd", 4, 4), ("to_act", 4, act), ("weight", act, act)]
+    kernels = [_ew(f"gated_norm.{name}", d_inner, i, o, weight_bytes=2.0 * d_inner if name == "weight" else 0.0)
+               for name, i, o in spec]
+    return kernels[:6] + [_ew("gated_norm.eps", 1, 4, 4), _ew("gated_norm.rsqrt", 1, 4, 4)] + kernels[6:]
 
 
 def _balance_weights(layer: list[Kernel], fp: ModelFootprint) -> list[Kernel]:
@@ -146,29 +210,11 @@ def _balance_weights(layer: list[Kernel], fp: ModelFootprint) -> list[Kernel]:
     return [Kernel(**{**first.__dict__, "weight_bytes": first.weight_bytes + rest}), *layer[1:]]
 
 
-def _unfused_transformers(layer: list[Kernel], model: ModelSpec) -> list[Kernel]:
-    """transformers runs the norms and residual add as separate PyTorch element-wise operations and
-    copies splits and cache slices; each is a kernel that reads and writes its activations."""
-    act = model.activation_bits / 8.0
-    out: list[Kernel] = []
-    for kernel in layer:
-        if kernel.kind != "norm":
-            out.append(kernel)
-            continue
-        width = kernel.act_out_bytes / (act + 4.0) if kernel.name == "add_rmsnorm" else kernel.act_out_bytes / act
-        ops = 6 if kernel.name == "add_rmsnorm" else 9   # add, to fp32, pow, mean, rsqrt, mul (x weight)
-        for i in range(ops):
-            out.append(Kernel(f"{kernel.name}.{i}", "elementwise",
-                              weight_bytes=kernel.weight_bytes if i == ops - 1 else 0.0,
-                              act_in_bytes=4.0 * width, act_out_bytes=4.0 * width, vector_ops=float(width)))
-    return out
-
-
 def prefill_kernels(model: ModelSpec, fp: ModelFootprint) -> KernelPlan:
     """Kernels of the parallel form over the prompt (mamba_ssm's forward with `inference_params`):
     per token figures apply to every prompt token; the LM head runs on the last token of each stream."""
     act = model.activation_bits / 8.0
-    d_model, d_inner, d_state, d_conv = model.d_model, model.d_inner, model.d_state, model.d_conv
+    d_inner, d_state, d_conv = model.d_inner, model.d_state, model.d_conv
     decode = decode_kernels(model, fp, "mamba_ssm")
     by_name = {k.name: k for k in decode.layer}
     layer = [by_name["add_rmsnorm"], by_name["in_proj"]]
@@ -184,7 +230,7 @@ def prefill_kernels(model: ModelSpec, fp: ModelFootprint) -> KernelPlan:
             Kernel("causal_conv1d_fn", "conv", weight_bytes=by_name["causal_conv1d_update"].weight_bytes,
                    act_in_bytes=conv_channels * act, act_out_bytes=conv_channels * act,
                    vector_ops=(2 * d_conv + SILU_OPS) * conv_channels),
-            Kernel("chunk_scan", "scan", weight_bytes=by_name["selective_state_update"].weight_bytes,
+            Kernel("chunk_scan", "scan", triton=True, weight_bytes=by_name["selective_state_update"].weight_bytes,
                    act_in_bytes=(d_inner + heads + 2 * groups * d_state) * act, act_out_bytes=d_inner * act,
                    matmul_flops=2.0 * ssd_flops, vector_ops=4.0 * heads * q / 2, ssm_state=True),
             by_name["rmsnorm_gated"], by_name["out_proj"],
@@ -197,7 +243,7 @@ def prefill_kernels(model: ModelSpec, fp: ModelFootprint) -> KernelPlan:
             by_name["x_proj"], by_name["dt_proj"],
             Kernel("selective_scan", "scan",
                    weight_bytes=by_name["selective_state_update"].weight_bytes
-                   + by_name["exp_A_log"].weight_bytes,
+                   + by_name["A.exp"].weight_bytes,
                    act_in_bytes=(3 * d_inner + 2 * d_state) * act, act_out_bytes=d_inner * act,
                    vector_ops=SCAN_OPS_PER_STATE_ELEMENT["mamba1"] * d_inner * d_state, ssm_state=True),
             by_name["out_proj"],

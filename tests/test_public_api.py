@@ -25,4 +25,4 @@ def test_command_line():
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # argparse keeps them here
     assert sorted(commands) == ["compare", "dram", "export-trace", "quality", "report", "run", "schema",
-                                "sweep", "trace", "validate"]
+                                "sweep", "trace", "validate", "validate-hw"]

@@ -34,7 +34,10 @@ class Gpu(Frozen):
     kernel_gap_ns: NonNegativeFloat = Field(
         description="device-side time between the end of one kernel and the start of the next dependent one")
     host_launch_ns: NonNegativeFloat = Field(
-        description="host time to issue one kernel eagerly from PyTorch (dispatcher + launch), per kernel")
+        description="host time to issue one PyTorch operation's kernel eagerly (dispatcher + CUDA launch)")
+    triton_launch_ns: NonNegativeFloat = Field(
+        description="host time to launch one Triton JIT kernel from Python (Triton's argument binder); "
+        "depends on the Triton version more than on the GPU")
     graph_launch_ns: NonNegativeFloat = Field(description="host time to launch one captured CUDA graph")
     step_host_ns: NonNegativeFloat = Field(
         0.0, description="host work per decode step outside kernel launches (Python loop, a device sync)")
