@@ -211,42 +211,58 @@ def _balance_weights(layer: list[Kernel], fp: ModelFootprint) -> list[Kernel]:
 
 
 def prefill_kernels(model: ModelSpec, fp: ModelFootprint) -> KernelPlan:
-    """Kernels of the parallel form over the prompt (mamba_ssm's forward with `inference_params`):
-    per token figures apply to every prompt token; the LM head runs on the last token of each stream."""
+    """Kernels of mamba_ssm's forward over the prompt with `inference_params` (the unfused branch that
+    writes the final states; 15 per Mamba-1 layer, 16 per Mamba-2 layer). Per-token figures apply to
+    every prompt token; `tail` is norm_f (over every position) and the LM head (last position only)."""
     act = model.activation_bits / 8.0
     d_inner, d_state, d_conv = model.d_inner, model.d_state, model.d_conv
     decode = decode_kernels(model, fp, "mamba_ssm")
     by_name = {k.name: k for k in decode.layer}
+    conv_weights = by_name["causal_conv1d_update"].weight_bytes
+    tiny = [_ew("conv_state.pad", 1, act, act, per_token=False),
+            Kernel("conv_state.copy", "elementwise", conv_state=True)]   # the last d_conv columns, once
     layer = [by_name["add_rmsnorm"], by_name["in_proj"]]
     if model.architecture == "mamba2":
         heads, groups, headdim = model.n_heads, model.ngroups, model.headdim
         conv_channels = d_inner + 2 * groups * d_state
         q = SSD_CHUNK_TOKENS
-        # SSD per token: C.B^T within the chunk (per group), (L o CB^T) X (per head), the chunk state
-        # B^T X and the output from the passed state C h (per head); the causal mask halves the
-        # intra-chunk products.
-        ssd_flops = groups * q * d_state + heads * (q * headdim + 4 * d_state * headdim)
+        states_fp32 = 4.0 * heads * headdim * d_state / q        # per token: one fp32 state per chunk
         layer += [
-            Kernel("causal_conv1d_fn", "conv", weight_bytes=by_name["causal_conv1d_update"].weight_bytes,
-                   act_in_bytes=conv_channels * act, act_out_bytes=conv_channels * act,
-                   vector_ops=(2 * d_conv + SILU_OPS) * conv_channels),
-            Kernel("chunk_scan", "scan", triton=True, weight_bytes=by_name["selective_state_update"].weight_bytes,
-                   act_in_bytes=(d_inner + heads + 2 * groups * d_state) * act, act_out_bytes=d_inner * act,
-                   matmul_flops=2.0 * ssd_flops, vector_ops=4.0 * heads * q / 2, ssm_state=True),
+            *[k for k in decode.layer if k.name.startswith("A.")], *tiny,
+            Kernel("causal_conv1d_fn", "conv", weight_bytes=conv_weights, act_in_bytes=conv_channels * act,
+                   act_out_bytes=conv_channels * act, vector_ops=(2 * d_conv + SILU_OPS) * conv_channels),
+            # the five SSD kernels of mamba_chunk_scan_combined (chunk length q)
+            Kernel("ssd.chunk_cumsum", "scan", triton=True, act_in_bytes=heads * act, act_out_bytes=2 * 4.0 * heads,
+                   vector_ops=10.0 * heads),
+            Kernel("ssd.chunk_state", "scan", triton=True, act_in_bytes=(d_inner + groups * d_state) * act + 8.0 * heads,
+                   act_out_bytes=states_fp32, matmul_flops=2.0 * heads * headdim * d_state),
+            Kernel("ssd.state_passing", "scan", triton=True, act_in_bytes=states_fp32, act_out_bytes=states_fp32 / 2,
+                   vector_ops=2.0 * heads * headdim * d_state / q),
+            Kernel("ssd.bmm_chunk", "scan", triton=True, act_in_bytes=2 * groups * d_state * act,
+                   act_out_bytes=4.0 * groups * q, matmul_flops=2.0 * q * d_state * groups),
+            Kernel("ssd.chunk_scan", "scan", triton=True,
+                   weight_bytes=by_name["selective_state_update"].weight_bytes,
+                   act_in_bytes=4.0 * groups * q + (d_inner + groups * d_state) * act + 8.0 * heads + states_fp32 / 2,
+                   act_out_bytes=d_inner * act, matmul_flops=heads * (2.0 * headdim * d_state + headdim * q),
+                   vector_ops=heads * q / 2.0),
+            Kernel("ssm_state.copy", "elementwise", ssm_state=True),      # the fp32 final state, cast once
             by_name["rmsnorm_gated"], by_name["out_proj"],
         ]
     else:
         layer += [
-            Kernel("causal_conv1d_fn", "conv", weight_bytes=by_name["causal_conv1d_update"].weight_bytes,
-                   act_in_bytes=d_inner * act, act_out_bytes=d_inner * act,
-                   vector_ops=(2 * d_conv + SILU_OPS) * d_inner),
+            *[k for k in decode.layer if k.name.startswith("A.")], *tiny,
+            Kernel("causal_conv1d_fn", "conv", weight_bytes=conv_weights, act_in_bytes=d_inner * act,
+                   act_out_bytes=d_inner * act, vector_ops=(2 * d_conv + SILU_OPS) * d_inner),
             by_name["x_proj"], by_name["dt_proj"],
-            Kernel("selective_scan", "scan",
-                   weight_bytes=by_name["selective_state_update"].weight_bytes
-                   + by_name["A.exp"].weight_bytes,
-                   act_in_bytes=(3 * d_inner + 2 * d_state) * act, act_out_bytes=d_inner * act,
-                   vector_ops=SCAN_OPS_PER_STATE_ELEMENT["mamba1"] * d_inner * d_state, ssm_state=True),
+            _ew("B.contiguous", d_state, act, act), _ew("C.contiguous", d_state, act, act),
+            _ew("dt_bias.float", d_inner, act, 4, per_token=False),
+            # selective_scan_fwd reads u, delta, z, B, C and writes out and out_z
+            Kernel("selective_scan", "scan", weight_bytes=by_name["selective_state_update"].weight_bytes,
+                   act_in_bytes=(3 * d_inner + 2 * d_state) * act, act_out_bytes=2 * d_inner * act,
+                   vector_ops=SCAN_OPS_PER_STATE_ELEMENT["mamba1"] * d_inner * d_state),
+            Kernel("ssm_state.copy", "elementwise", ssm_state=True),
             by_name["out_proj"],
         ]
     layer = _balance_weights(layer, fp)
-    return KernelPlan(layer=tuple(layer), head=decode.head, tail=decode.tail[:2], n_layers=model.n_layers)
+    norm_f, lm = decode.tail[0], decode.tail[1]
+    return KernelPlan(layer=tuple(layer), head=(decode.head[-1],), tail=(norm_f, lm), n_layers=model.n_layers)

@@ -43,10 +43,10 @@ def simulate_prefill(exp: Experiment, fp: ModelFootprint, dram: DramTiming | Non
     plan = prefill_kernels(exp.model, fp)
     ssm_write, conv_write = final_state_bytes(exp, fp)
     layers = fp.n_layers
-    matmul_flops = (tokens * layers * _sums(plan.layer, "matmul_flops")
-                    + batch * _sums(plan.tail, "matmul_flops"))
-    vector_ops = tokens * (layers * _sums(plan.layer, "vector_ops") + _sums(plan.head, "vector_ops")) \
-        + batch * _sums(plan.tail, "vector_ops")
+    norm_f, lm_head = plan.tail
+    matmul_flops = tokens * layers * _sums(plan.layer, "matmul_flops") + batch * lm_head.matmul_flops
+    vector_ops = tokens * (layers * _sums(plan.layer, "vector_ops") + _sums(plan.head, "vector_ops")
+                           + norm_f.vector_ops) + batch * lm_head.vector_ops
     if hw.execution.kind == "gpu":
         timed = _gpu(exp, plan, dram, tokens, ssm_write, conv_write)
     else:
@@ -87,8 +87,9 @@ def _one_step(ssm_write: float, conv_write: float, layers: int) -> StepState:
 def _gpu(exp: Experiment, plan: KernelPlan, dram, tokens: int, ssm_write: float, conv_write: float) -> dict:
     """The prompt kernels over every token, then the final norm and LM head over the last positions."""
     hw, batch = exp.hardware, exp.workload.batch_size
-    body = KernelPlan(layer=plan.layer, head=plan.head, tail=(), n_layers=plan.n_layers)
-    head = KernelPlan(layer=(), head=(), tail=plan.tail, n_layers=0)
+    norm_f, lm_head = plan.tail   # norm_f runs over every position, the LM head over the last ones
+    body = KernelPlan(layer=plan.layer, head=plan.head, tail=(norm_f,), n_layers=plan.n_layers)
+    head = KernelPlan(layer=(), head=(), tail=(lm_head,), n_layers=0)
     parts = [time_kernels(body, hw, dram, tokens=tokens, state=_one_step(ssm_write, conv_write, plan.n_layers),
                           cuda_graphs=False),
              time_kernels(head, hw, dram, tokens=batch, state=_one_step(0.0, 0.0, 0), cuda_graphs=False)]

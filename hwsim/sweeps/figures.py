@@ -185,7 +185,7 @@ def crossover(df: pd.DataFrame, folder: Path) -> list[Figure]:
     ratio = 1.0 - float(effective_bits(low, high)) / float(effective_bits(high, high))
     max_batch = max(1024, int(df[BATCH].max()) * 2)
     batch = np.logspace(0, np.log10(max_batch), 200)
-    fig, (share_ax, save_ax) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
+    fig, (share_ax, save_ax, phase_ax) = plt.subplots(1, 3, figsize=(17, 4.5), layout="constrained")
     for k, (model, row) in enumerate(models.iterrows()):
         colour = f"C{k}"
         weights, ssm = row["analytic_weight_bytes_per_step"], row["analytic_ssm_state_bytes_per_stream_step"]
@@ -205,7 +205,8 @@ def crossover(df: pd.DataFrame, folder: Path) -> list[Figure]:
         if TRAFFIC in measured:
             save_ax.scatter(measured[BATCH], measured[TRAFFIC], color=colour, s=12, alpha=0.6,
                             label=f"{model}: simulated points")
-    for ax in (share_ax, save_ax):
+    _phase_intensity(phase_ax, df, models, batch)
+    for ax in (share_ax, save_ax, phase_ax):
         ax.set_xscale("log")
         ax.set_xlabel("batch size (streams)")
         ax.legend(fontsize=7)
@@ -220,8 +221,38 @@ def crossover(df: pd.DataFrame, folder: Path) -> list[Figure]:
     fig.suptitle(f"{title} (analytic from geometry, simulated on top)")
     caption = (f"Analytic: weights + LM head once per step, SSM state read + written per stream at "
                f"{high} bits; conv state counted as other traffic. Dashed bound: every state at {low} bits. "
-               "Simulated shares are lower where the SRAM keeps part of the state.")
+               "Simulated shares are lower where the SRAM keeps part of the state. Right: FLOPs per DRAM "
+               f"byte of a decode step and of the prefill of a {PREFILL_TOKENS}-token prompt per stream "
+               "(weights read once, final state written once; activations not counted, so an upper "
+               "bound), against each hardware's ridge point (peak matmul FLOP/s / peak DRAM bandwidth): "
+               "above the ridge a phase is compute-bound, below it memory-bound.")
     return [save(fig, folder, "crossover", title, caption)]
+
+
+#: prompt length of the prefill curve in the crossover figure
+PREFILL_TOKENS = 2048
+
+
+def _phase_intensity(ax, df: pd.DataFrame, models: pd.DataFrame, batch: np.ndarray) -> None:
+    """Arithmetic intensity of decode and prefill per model against the hardware ridge points."""
+    for k, (model, row) in enumerate(models.iterrows()):
+        weights, ssm = row["analytic_weight_bytes_per_step"], row["analytic_ssm_state_bytes_per_stream_step"]
+        conv = row.get("analytic_conv_state_bytes_per_stream_step", 0.0)
+        flops = row["analytic_flops_per_token"]
+        decode = batch * flops / (weights + batch * (ssm + conv))
+        prefill = batch * PREFILL_TOKENS * flops / (weights + batch * (ssm + conv) / 2)
+        ax.plot(batch, decode, color=f"C{k}", label=f"{model}: decode step")
+        ax.plot(batch, prefill, color=f"C{k}", ls="--", label=f"{model}: prefill, {PREFILL_TOKENS} tokens")
+    if {"hw_peak_matmul_TFLOPS", "hw_dram_peak_bandwidth_GBps", HW} <= set(df.columns):
+        for hardware, row in df.drop_duplicates(HW).set_index(HW).iterrows():
+            if row["hw_dram_peak_bandwidth_GBps"] > 0:
+                ridge = row["hw_peak_matmul_TFLOPS"] * 1e3 / row["hw_dram_peak_bandwidth_GBps"]
+                ax.axhline(ridge, color="grey", ls=":", lw=1)
+                ax.annotate(f"ridge {hardware}: {ridge:.0f} FLOP/B", (batch[0], ridge), fontsize=7,
+                            va="bottom", color="grey")
+    ax.set_yscale("log")
+    ax.set_ylabel("FLOPs per DRAM byte")
+    ax.set_title("Prefill is compute-bound, decode memory-bound")
 
 
 def pareto(df: pd.DataFrame, folder: Path) -> list[Figure]:

@@ -127,7 +127,8 @@ def analytic_columns(exp) -> dict[str, float]:
         "analytic_conv_state_bytes_per_stream_step": conv,
         "analytic_state_crossover_batch": fp.weight_bytes_total / ssm,
         "analytic_flops_per_token": float(flops),
-        "hw_peak_matmul_TFLOPS": float(hw.compute.matmul_TFLOPS.get(fp.weight_precision_key, np.nan)),
+        "hw_peak_matmul_TFLOPS": float(hw.compute.matmul_TFLOPS.get(
+            "fp16" if hw.execution.kind == "gpu" else fp.weight_precision_key, np.nan)),  # GPU GEMMs run at fp16
         "hw_dram_peak_bandwidth_GBps": float(hw.dram.peak_bandwidth_GBps) if hw.dram else 0.0,
     }
 
