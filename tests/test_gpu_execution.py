@@ -215,3 +215,15 @@ def test_every_gpu_preset_loads_with_sources():
 def test_experiment_loads_gpu_preset():
     exp = load_experiment(overrides=[f"hardware={GPU}", "model=mamba-1.4b"])
     assert exp.hardware.execution.kind == "gpu"
+
+
+def test_dataflow_default_unchanged_from_before_the_gpu_kind():
+    """The default experiment's summary as the code before the gpu kind and prefill (commit f7de48a)
+    computed it: adding an execution kind must not move a single dataflow figure."""
+    import json
+    from pathlib import Path
+
+    before = json.loads((Path(__file__).parent / "data" / "dataflow_default_f7de48a.json").read_text())
+    now = run_experiment(load_experiment(overrides=before["overrides"])).summary
+    for key, value in before["summary"].items():
+        assert now[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
