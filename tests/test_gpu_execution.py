@@ -227,3 +227,21 @@ def test_dataflow_default_unchanged_from_before_the_gpu_kind():
     now = run_experiment(load_experiment(overrides=before["overrides"])).summary
     for key, value in before["summary"].items():
         assert now[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
+
+
+@pytest.mark.parametrize("name", ["gddr6", "gddr6x", "lpddr5_4266", "lpddr5_6400"])
+def test_gpu_dram_technologies_run_on_the_detailed_level(name):
+    """Sequential reads on one device/package of each new technology: at most the refresh ceiling
+    1 - tRFC/tREFI of peak, and within 10% of it (row switches and bank timings cost a little)."""
+    from hwsim.config.dram import DramPreset
+    from hwsim.config.hardware import DramMemory
+    from hwsim.memory.detailed import DetailedDram
+
+    preset = load_preset("dram", name, DramPreset)
+    memory = DramMemory(preset=preset, stacks=1, interleave_bytes=256, source="test: one device")
+    nbytes = 4 * 2**20
+    address = np.arange(0, nbytes, preset.organisation.access_bytes, dtype=np.int64)
+    end_ns = float(DetailedDram(memory, queue_depth=128).submit(address, False, 0.0, keep_latency=False).max())
+    share = nbytes / end_ns / memory.peak_bandwidth_GBps
+    ceiling = 1 - preset.timings_ns.tRFC / preset.timings_ns.tREFI
+    assert 0.9 * ceiling < share <= ceiling + 1e-9, (share, ceiling)
