@@ -31,6 +31,7 @@ class DramQueue:
         self.turnaround_ns = {("write", "read"): write_to_read_ns, ("read", "write"): read_to_write_ns}
         self.served_bytes = {"read": 0.0, "write": 0.0}
         self.busy_ns = 0.0
+        self.now_ns = 0.0   # the clock of the compiled path (`hwsim.engine_kernel`), which has no env
 
     def transfer(self, nbytes: float, service_ns: float, direction: str, tag: tuple = ()) -> float:
         """Queue a transfer; return the time its data is in place. `tag` names the transfer (kind, step,
@@ -64,24 +65,33 @@ class DecodeEngine:
     DRAM queue between chunks so long runs stream through in constant memory."""
 
     def __init__(self, *, read_latency_ns: float, write_to_read_ns: float, read_to_write_ns: float,
-                 dram_queue=None):
+                 dram_queue=None, compiled: bool = False):
         self.env = simpy.Environment()
         self.dram = (dram_queue(self.env) if dram_queue is not None
                      else DramQueue(self.env, read_latency_ns, write_to_read_ns, read_to_write_ns))
+        #: the same recurrence compiled (hwsim.engine_kernel); only with the transaction-level queue
+        self.compiled = compiled and dram_queue is None
 
     @classmethod
-    def for_traffic(cls, traffic: Traffic, dram_queue=None) -> DecodeEngine:
+    def for_traffic(cls, traffic: Traffic, dram_queue=None, *, compiled: bool = False) -> DecodeEngine:
         """`dram_queue(env)` builds another queue with DramQueue's interface (run.fidelity: detailed)."""
         return cls(read_latency_ns=traffic.read_latency_ns, write_to_read_ns=traffic.write_to_read_ns,
-                   read_to_write_ns=traffic.read_to_write_ns, dram_queue=dram_queue)
+                   read_to_write_ns=traffic.read_to_write_ns, dram_queue=dram_queue, compiled=compiled)
 
     def run(self, traffic: Traffic, *, gate_on_current: bool = False) -> Timeline:
         served_before = dict(self.dram.served_bytes)
         busy_before = self.dram.busy_ns
-        starts, ends = _decode(self.env, self.dram, traffic, gate_on_current)
+        if self.compiled:
+            from hwsim.engine_kernel import run_compiled
+
+            starts, ends = run_compiled(self.dram, traffic, gate_on_current)
+            now = self.dram.now_ns
+        else:
+            starts, ends = _decode(self.env, self.dram, traffic, gate_on_current)
+            now = self.env.now
         served = {k: v - served_before[k] for k, v in self.dram.served_bytes.items()}
         return Timeline(step_start_ns=starts, step_end_ns=ends,
-                        end_ns=max(self.env.now, self.dram.free_at_ns), dram_served_bytes=served,
+                        end_ns=max(now, self.dram.free_at_ns), dram_served_bytes=served,
                         dram_busy_ns=self.dram.busy_ns - busy_before)
 
 

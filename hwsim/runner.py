@@ -94,7 +94,7 @@ def make_engine(exp: Experiment, fp, traffic, dram):
     if exp.hardware.execution.kind == "gpu":
         plan = decode_kernels(exp.model, fp, exp.hardware.execution.framework)
         return GpuEngine(exp.hardware, plan, dram, exp.workload.batch_size)
-    return DecodeEngine.for_traffic(traffic, detailed_queue(exp, fp))
+    return DecodeEngine.for_traffic(traffic, detailed_queue(exp, fp), compiled=exp.run.engine == "compiled")
 
 
 def gpu_bytes(traffic, engine: GpuEngine) -> None:

@@ -61,6 +61,9 @@ class Run(Frozen):
         "request-level FR-FCFS controllers per channel (hwsim.memory.detailed), much slower")
     chunk_steps: PositiveInt = Field(512, description="steps per chunk written to steps.parquet")
     baseline: bool = Field(True, description="also simulate static high-precision and report savings")
+    engine: Literal["compiled", "simpy"] = Field(
+        "compiled", description="dataflow kind, fast fidelity: the decode recurrence compiled with numba "
+        "(identical results) or the simpy process it reproduces; the detailed level always uses simpy")
 
 
 class Experiment(Frozen):
