@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from hwsim.config.loading import DEFAULT_EXPERIMENT, load_experiment
-from hwsim.paths import REPORTS_DIR
+from hwsim.files import check_output_dir
+from hwsim.paths import REPORTS_DIR, output_path
 
 SHORT_TABLE = [
     ("tokens/s", "tokens_per_s", "baseline_tokens_per_s", "{:,.0f}"),
@@ -56,7 +57,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hwsim.runner import run_experiment
 
     exp = load_experiment(args.experiment, args.overrides)
-    out = Path(args.out) if args.out else REPORTS_DIR / "runs" / exp.name
+    out = Path(args.out) if args.out else output_path(REPORTS_DIR / "runs", exp.name, key="name",
+                                                       file=args.experiment)
+    check_output_dir(out)
     result = run_experiment(exp, out)
     print(f"{exp.name}: {exp.model.name} on {exp.hardware.name}, batch {exp.workload.batch_size}, "
           f"{exp.workload.steps} steps, policy {exp.policy.kind}")

@@ -16,6 +16,7 @@ from hwsim import __version__
 from hwsim.config.experiment import Experiment
 from hwsim.energy import add_energy, energy_table
 from hwsim.engine import DecodeEngine
+from hwsim.files import write_atomic, write_text_atomic
 from hwsim.geometry import footprint
 from hwsim.memory.transaction import DramTiming
 from hwsim.policies.kinds import StaticPolicy
@@ -139,10 +140,11 @@ def run_experiment(exp: Experiment, out_dir: str | Path | None = None, *,
                    entropies: list[np.ndarray] | None = None, keep_steps: bool = False) -> RunResult:
     entropies = workload_entropies(exp) if entropies is None else entropies
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-    summary, steps = simulate_experiment(exp, entropies, steps_path=out / "steps.parquet" if out else None,
-                                         keep_steps=keep_steps)
+    if out is None:
+        summary, steps = simulate_experiment(exp, entropies, keep_steps=keep_steps)
+    else:  # every output lands under its final name whole or not at all (hwsim.files)
+        summary, steps = write_atomic(out / "steps.parquet", lambda tmp: simulate_experiment(
+            exp, entropies, steps_path=tmp, keep_steps=keep_steps), returns=True)
     summary = {"experiment": exp.name, "model": exp.model.name, "hardware": exp.hardware.name,
                "policy": exp.policy.kind, **summary}
     if exp.run.baseline:
@@ -150,6 +152,6 @@ def run_experiment(exp: Experiment, out_dir: str | Path | None = None, *,
         summary.update(savings(summary, baseline))
     summary["hwsim_version"] = __version__
     if out is not None:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-        (out / "resolved.yaml").write_text(yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False))
+        write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True))
+        write_text_atomic(out / "resolved.yaml", yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False))
     return RunResult(experiment=exp, summary=summary, steps=steps)

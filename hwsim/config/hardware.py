@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 from hwsim.config.dram import DramPreset
 from hwsim.records import Frozen
@@ -21,6 +21,14 @@ class DramMemory(Frozen):
         None, description="override of the preset's pin rate (products often run below the JEDEC maximum)")
     interleave_bytes: PositiveInt = Field(256, description="address interleave granularity across channels")
     source: str = Field(min_length=3)
+
+    @model_validator(mode="after")
+    def _interleave(self) -> DramMemory:
+        size, burst = self.interleave_bytes, self.preset.organisation.access_bytes
+        if size & (size - 1) or size < burst:
+            raise ValueError(f"interleave_bytes {size} must be a power of two and at least one burst "
+                             f"({burst} bytes)")
+        return self
 
     @property
     def pin_rate_Gbps(self) -> float:
@@ -48,6 +56,12 @@ class Residency(Frozen):
 
     kind: Literal["pinned", "lru"] = "pinned"
     order: tuple[StateCategory, ...] = ("ssm_state", "conv_state", "weights", "lm_head")
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> Residency:
+        if len(set(self.order)) != len(self.order):
+            raise ValueError(f"order lists a category twice: {list(self.order)}")
+        return self
 
 
 class Sram(Frozen):

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hwsim import __version__
 from hwsim.config.loading import load_experiment, read_yaml, set_dotted, validate
 from hwsim.errors import HwsimInputError
-from hwsim.paths import CONFIGS_DIR
+from hwsim.paths import CONFIGS_DIR, SAFE_NAME_PATTERN
 from hwsim.sweeps.quality_columns import QualityOptions
 
 SWEEPS_DIR = CONFIGS_DIR / "sweeps"
@@ -35,7 +35,7 @@ class SweepSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field("sweep", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field("sweep", pattern=SAFE_NAME_PATTERN)
     description: str = ""
     base: str = Field("default", description="experiment file (relative to the sweep file) or a name "
                       "under configs/experiments")
