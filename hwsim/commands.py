@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value",
                      help="override one key, e.g. --set policy.low_bits=8 --set workload.batch_size=16")
     run.set_defaults(func=cmd_run)
-    validate = subparsers.add_parser("validate", help="check an experiment file without simulating")
+    validate = subparsers.add_parser("validate", help="check an experiment or sweep file without simulating")
     validate.add_argument("file")
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value")
     validate.set_defaults(func=cmd_validate)
@@ -69,11 +69,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from hwsim.geometry import footprint
-    from hwsim.traffic import check_capacity
+    """An experiment or a sweep file: everything `run` / `sweep` would load, short of simulating."""
+    from hwsim.checks import check_experiment, is_sweep_document
+    from hwsim.config.loading import read_yaml
+    from hwsim.errors import HwsimInputError
 
-    exp = load_experiment(args.file, args.overrides)
-    check_capacity(exp, footprint(exp.model), file=args.file)
+    raw = read_yaml(Path(args.file))
+    if is_sweep_document(raw):
+        from hwsim.sweeps.spec import expand, load_sweep
+
+        if args.overrides:
+            raise HwsimInputError("--set applies to experiment files; put sweep changes in the file",
+                                  file=args.file, key="--set")
+        spec, file = load_sweep(args.file, raw=raw)
+        points = expand(spec, file)
+        print(f"{args.file}: valid sweep ({len(points)} points, base {spec.base})")
+        return 0
+    exp = load_experiment(args.file, args.overrides, raw=raw)
+    check_experiment(exp, file=args.file)
     print(f"{args.file}: valid ({exp.model.name} on {exp.hardware.name}, policy {exp.policy.kind})")
     return 0
 

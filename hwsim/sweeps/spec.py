@@ -10,6 +10,7 @@ the later part (zip over grid, points over zip) wins.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -107,6 +108,9 @@ def experiment_hash(experiment) -> str:
 
 
 def base_experiment_path(ref: str, sweep_file: Path | None) -> Path:
+    if not isinstance(ref, str) or not ref:
+        raise HwsimInputError(f"base must be an experiment name or .yaml path, not {ref!r}", file=sweep_file,
+                              key="base")
     base_dir = sweep_file.parent if sweep_file else Path.cwd()
     for candidate in (base_dir / ref, Path(ref)):
         if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
@@ -157,14 +161,22 @@ def expand(spec: SweepSpec, sweep_file: Path | None = None) -> list[Point]:
     base_raw = read_yaml(base_path)
     if not isinstance(base_raw, dict):
         raise HwsimInputError("an experiment file must hold a mapping", file=base_path)
+    from hwsim.checks import check_experiment
+
     assignments = spec.assignments()
-    points, problems = [], []
+    points, problems, first_of, seen_traces = [], [], {}, set()
     for index, params in enumerate(assignments):
-        raw = json.loads(json.dumps(base_raw))  # deep copy of plain YAML data
+        canonical = json.dumps(params, sort_keys=True, default=str)
+        if canonical in first_of:  # the same point twice would be two identical rows
+            problems.append(f"point {index} repeats point {first_of[canonical]} ({canonical})")
+            continue
+        first_of[canonical] = index
+        raw = copy.deepcopy(base_raw)
         try:
             for key in sorted(params, key=lambda k: k.count(".")):
-                set_dotted(raw, key, params[key])
+                set_dotted(raw, key, params[key], file=sweep_file)
             exp = load_experiment(base_path, raw=raw)
+            check_experiment(exp, file=base_path, seen_traces=seen_traces)  # capacity, traces: up front
         except HwsimInputError as error:
             shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
             problems.append(f"point {index} ({shown}): {error}")
