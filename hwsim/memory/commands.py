@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hwsim.errors import HwsimInputError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     dram = subparsers.add_parser("dram", help="request-level DRAM model: replay traces, list presets, calibrate")
@@ -35,19 +37,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.set_defaults(func=cmd_export)
 
 
+#: Bounds of the count and size options (beyond them a typo, not a design): flag -> (low, high).
+LIMITS = {"--stacks": (1, 64), "--queue-depth": (1, 1 << 16), "--interleave-bytes": (1, 1 << 30),
+          "--steps": (1, 1 << 30)}
+
+
+def check_count(flag: str, value: int | None) -> None:
+    """Every count and size option is checked before work starts: a clear error, never a hang."""
+    low, high = LIMITS[flag]
+    if value is not None and not low <= value <= high:
+        raise HwsimInputError(f"{value} is out of range", key=flag, allowed=f"{low} to {high:,}")
+
+
 def _dram(preset: str, stacks: int = 1, interleave_bytes: int = 256):
     from hwsim.config import DramPreset, load_preset
     from hwsim.config.hardware import DramMemory
+    from hwsim.config.loading import validate
 
-    return DramMemory(preset=load_preset("dram", preset, DramPreset), stacks=stacks,
-                      interleave_bytes=interleave_bytes, source="hwsim dram command line")
+    check_count("--stacks", stacks)
+    check_count("--interleave-bytes", interleave_bytes)
+    raw = {"preset": load_preset("dram", preset, DramPreset), "stacks": stacks,
+           "interleave_bytes": interleave_bytes, "source": "hwsim dram command line"}
+    return validate(DramMemory, raw, file=None, prefix="dram")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hwsim.memory.detailed import DetailedDram
     from hwsim.memory.dram_traces import read_trace
-    from hwsim.memory.mapping import DEFAULT_MAPPING
+    from hwsim.memory.mapping import DEFAULT_MAPPING, parse_mapping
 
+    check_count("--queue-depth", args.queue_depth)
+    if args.mapping is not None:
+        parse_mapping(args.mapping)  # an empty --mapping is an error, not the default
     dram = _dram(args.preset, args.stacks, args.interleave_bytes)
     trace = read_trace(args.trace, fmt=args.format, tCK_ns=dram.preset.timings_ns.tCK)
     model = DetailedDram(dram, queue_depth=args.queue_depth, mapping=args.mapping or DEFAULT_MAPPING,
@@ -102,8 +123,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from hwsim.config.loading import load_experiment
+    from hwsim.files import check_output_file
     from hwsim.memory.export import export_trace
 
+    check_count("--steps", args.steps)
+    check_output_file(args.out)
     exp = load_experiment(args.experiment, args.overrides)
     count = export_trace(exp, Path(args.out), fmt=args.format, steps=args.steps)
     print(f"wrote {count:,} requests ({args.format}) to {args.out}")
