@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from hwsim.cache import add_cache_argument
 from hwsim.config.loading import DEFAULT_EXPERIMENT, load_experiment
 from hwsim.files import check_output_dir
 from hwsim.paths import REPORTS_DIR, output_path
@@ -26,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--out", help="output folder (default: reports/runs/<experiment name>)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value",
                      help="override one key, e.g. --set policy.low_bits=8 --set workload.batch_size=16")
+    add_cache_argument(run)
     run.set_defaults(func=cmd_run)
     validate = subparsers.add_parser("validate", help="check an experiment or sweep file without simulating")
     validate.add_argument("file")

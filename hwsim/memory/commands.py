@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hwsim.cache import add_cache_argument
 from hwsim.errors import HwsimInputError
 
 
@@ -21,11 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--closed-row", action="store_true", help="closed-row policy (default open row)")
     run.add_argument("--format", choices=("dramsim3", "ramulator2"), default=None,
                      help="trace format (default: guessed from the first line)")
+    add_cache_argument(run)
     run.set_defaults(func=cmd_run)
     presets = sub.add_parser("presets", help="list the DRAM presets")
     presets.set_defaults(func=cmd_presets)
     cal = sub.add_parser("calibrate", help="calibrate the fast model from the detailed one")
     cal.add_argument("--preset", action="append", help="preset name (repeatable; default: all)")
+    add_cache_argument(cal)
     cal.set_defaults(func=cmd_calibrate)
     export = subparsers.add_parser("export-trace", help="write a run's DRAM requests as a DRAMsim3 or "
                                    "Ramulator 2 trace")
@@ -34,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--steps", type=int, default=None, help="only the first N steps")
     export.add_argument("--out", required=True)
     export.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value")
+    add_cache_argument(export)
     export.set_defaults(func=cmd_export)
 
 
