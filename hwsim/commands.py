@@ -56,12 +56,14 @@ def format_table(summary: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from hwsim.checks import check_experiment
     from hwsim.runner import run_experiment
 
     exp = load_experiment(args.experiment, args.overrides)
     out = Path(args.out) if args.out else output_path(REPORTS_DIR / "runs", exp.name, key="name",
                                                        file=args.experiment)
     check_output_dir(out)
+    check_experiment(exp, file=args.experiment)  # capacity and traces, before any output exists
     result = run_experiment(exp, out)
     print(f"{exp.name}: {exp.model.name} on {exp.hardware.name}, batch {exp.workload.batch_size}, "
           f"{exp.workload.steps} steps, policy {exp.policy.kind}")

@@ -187,10 +187,10 @@ def expand(spec: SweepSpec, sweep_file: Path | None = None) -> list[Point]:
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise HwsimInputError("; ".join(problems[:3]) + more, file=sweep_file or "sweep")
-    return _mark_keep_steps(spec, points)
+    return _mark_keep_steps(spec, points, sweep_file)
 
 
-def _mark_keep_steps(spec: SweepSpec, points: list[Point]) -> list[Point]:
+def _mark_keep_steps(spec: SweepSpec, points: list[Point], sweep_file: Path | None = None) -> list[Point]:
     """Steps are kept for every point of a small sweep, else for the `keep_steps` matches (or the first
     point), so the report's timeline figure always has one point to draw."""
     if len(points) <= spec.keep_steps_all_below:
@@ -198,7 +198,8 @@ def _mark_keep_steps(spec: SweepSpec, points: list[Point]) -> list[Point]:
     elif spec.keep_steps:
         keep = [_matches(p.params, flatten(p.resolved), spec.keep_steps) for p in points]
         if not any(keep):
-            raise HwsimInputError(f"keep_steps {spec.keep_steps} matches no point", key="keep_steps")
+            raise HwsimInputError(f"keep_steps {spec.keep_steps} matches no point", key="keep_steps",
+                                  file=sweep_file)
     else:
         keep = [i == 0 for i in range(len(points))]
     return [Point(index=p.index, params=p.params, experiment=p.experiment, point_hash=p.point_hash,

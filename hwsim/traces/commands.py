@@ -103,6 +103,10 @@ def _stats(args: argparse.Namespace) -> int:
     from hwsim.traces.catalog import load_trace
     from hwsim.traces.stats import entropy_table, plot_histograms
 
+    if args.plot:
+        from hwsim.files import check_output_file
+
+        check_output_file(args.plot, flag="--plot")
     traces = [load_trace(name) for name in args.traces]
     print(entropy_table(traces).to_string(float_format=lambda x: f"{x:.3f}"))
     if args.plot:
