@@ -169,6 +169,8 @@ def _cases() -> list[tuple[str, list[str], tuple[str, ...]]]:
         ("sweep:workers-huge", ["sweep", good_sweep, "--workers", "100000"], ("--workers",)),
         ("sweep:scheduler-foo", ["sweep", good_sweep, "--scheduler", "foo"], ("--scheduler", "foo")),
         ("sweep:scheduler-no-port", ["sweep", good_sweep, "--scheduler", "tcp://host"], ("--scheduler",)),
+        ("sweep:scheduler-unreachable", ["sweep", good_sweep, "--scheduler", "tcp://127.0.0.1:1", "--out",
+                                         "{o}/sweep-out"], ("--scheduler", "cannot reach")),
         ("sweep:out-is-file", ["sweep", good_sweep, "--out", "{d}/a-file"], ("--out", "a-file", "not a folder")),
         ("sweep:out-under-file", ["sweep", good_sweep, "--out", "{d}/a-file/sub"], ("--out", "a-file")),
         ("validate:sweep-with-set", ["validate", good_sweep, "--set", "a=1"], ("good-sweep.yaml", "--set")),

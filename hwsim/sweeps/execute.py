@@ -261,3 +261,9 @@ def check_scheduler(scheduler: str | None) -> None:
     if not isinstance(scheduler, str) or not re.fullmatch(r"(tcp|tls)://[^\s/:]+:\d{1,5}", scheduler):
         raise HwsimInputError(f"{scheduler!r} is not a scheduler", key="--scheduler",
                               allowed="local, inline, or tcp://HOST:PORT of a running Dask scheduler")
+    host, port = scheduler.split("://", 1)[1].rsplit(":", 1)
+    try:  # a quick probe before any output exists (Dask's own connect waits much longer)
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as error:
+        raise HwsimInputError(f"cannot reach the Dask scheduler at {scheduler} ({error})",
+                              key="--scheduler") from None
