@@ -238,6 +238,23 @@ def _cases() -> list[tuple[str, list[str], tuple[str, ...]]]:
         ("trace-stats:plot-into-file", ["trace", "stats", str(TRACE), "--plot", "{d}/a-file/x.png"],
          ("a-file",)),
     ]
+    extract = ["trace", "extract", "--model", "{d}/empty-dir", "--text", "{d}/a-file", "--mode", "score",
+               "--out", "{o}/t.parquet"]
+    for flag, value in (("--max-tokens", "0"), ("--max-tokens", "-4"), ("--context", "0"), ("--context", "1"),
+                        ("--stride", "0"), ("--stride", "5000"), ("--threads", "0"), ("--temperature", "-1"),
+                        ("--temperature", "nan"), ("--out", "{o}/t.csv"), ("--out", "{d}/a-file/t.parquet"),
+                        ("--text", "{d}/gone.txt")):
+        cases.append((f"trace-extract:{flag}={value}", [*extract, f"{flag}={value}"], (flag,)))
+    cases += [
+        ("trace-source:max-chars-0", ["trace", "source", "pydocs", "--start-topic", "if", "--max-chars", "0",
+                                      "--out", "{o}/t.txt"], ("--max-chars",)),
+        ("trace-source:unknown-topic", ["trace", "source", "pydocs", "--start-topic", "nope-topic", "--max-chars",
+                                        "10", "--out", "{o}/t.txt"], ("--start-topic", "nope-topic")),
+        ("trace-source:out-under-file", ["trace", "source", "stdlib", "json", "--out", "{d}/a-file/t.txt"],
+         ("--out", "a-file")),
+        ("trace-source:unknown-module", ["trace", "source", "stdlib", "no_such_module_x", "--out", "{o}/t.txt"],
+         ("no_such_module_x",)),
+    ]
     return cases
 
 

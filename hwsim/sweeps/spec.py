@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from hwsim import __version__
 from hwsim.config.loading import load_experiment, read_yaml, set_dotted, validate
 from hwsim.errors import HwsimInputError
 from hwsim.paths import CONFIGS_DIR, SAFE_NAME_PATTERN
+from hwsim.records import Frozen
 from hwsim.sweeps.quality_columns import QualityOptions
 
 SWEEPS_DIR = CONFIGS_DIR / "sweeps"
@@ -31,10 +32,8 @@ DEFAULT_SWEEP = SWEEPS_DIR / "default.yaml"
 EXPERIMENTS_DIR = CONFIGS_DIR / "experiments"
 
 
-class SweepSpec(BaseModel):
+class SweepSpec(Frozen):
     """What a sweep file may hold. Axis keys are dotted experiment keys (`policy.threshold_bits`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field("sweep", pattern=SAFE_NAME_PATTERN)
     description: str = ""
