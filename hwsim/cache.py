@@ -25,3 +25,24 @@ def cache_dir(kind: str) -> Path:
     path = cache_root() / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+#: Commands that read or write the cache take `--cache-dir`; `hwsim.cli` exports it as HWSIM_CACHE_DIR.
+def add_cache_argument(parser) -> None:
+    parser.add_argument("--cache-dir", default=None, metavar="DIR",
+                        help=f"user cache folder (default: ${CACHE_ENV} or the platform's user cache)")
+
+
+_NUMBA_AUTO: str | None = None
+
+
+def configure_numba_cache() -> None:
+    """Point numba's on-disk kernel cache at `<cache>/numba` instead of the installed package, unless
+    the user set NUMBA_CACHE_DIR. Must run before numba is imported (numba reads it once)."""
+    global _NUMBA_AUTO
+    import sys
+
+    current = os.environ.get("NUMBA_CACHE_DIR")
+    if "numba" in sys.modules or (current is not None and current != _NUMBA_AUTO):
+        return
+    _NUMBA_AUTO = os.environ["NUMBA_CACHE_DIR"] = str(cache_root() / "numba")

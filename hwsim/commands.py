@@ -6,8 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+from hwsim.cache import add_cache_argument
 from hwsim.config.loading import DEFAULT_EXPERIMENT, load_experiment
-from hwsim.paths import REPORTS_DIR
+from hwsim.files import check_output_dir
+from hwsim.paths import REPORTS_DIR, output_path
 
 SHORT_TABLE = [
     ("tokens/s", "tokens_per_s", "baseline_tokens_per_s", "{:,.0f}"),
@@ -25,8 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--out", help="output folder (default: reports/runs/<experiment name>)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value",
                      help="override one key, e.g. --set policy.low_bits=8 --set workload.batch_size=16")
+    add_cache_argument(run)
     run.set_defaults(func=cmd_run)
-    validate = subparsers.add_parser("validate", help="check an experiment file without simulating")
+    validate = subparsers.add_parser("validate", help="check an experiment or sweep file without simulating")
     validate.add_argument("file")
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value")
     validate.set_defaults(func=cmd_validate)
@@ -59,10 +62,14 @@ def format_table(summary: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from hwsim.checks import check_experiment
     from hwsim.runner import run_experiment
 
     exp = load_experiment(args.experiment, args.overrides)
-    out = Path(args.out) if args.out else REPORTS_DIR / "runs" / exp.name
+    out = Path(args.out) if args.out else output_path(REPORTS_DIR / "runs", exp.name, key="name",
+                                                       file=args.experiment)
+    check_output_dir(out)
+    check_experiment(exp, file=args.experiment)  # capacity and traces, before any output exists
     result = run_experiment(exp, out)
     print(f"{exp.name}: {exp.model.name} on {exp.hardware.name}, batch {exp.workload.batch_size}, "
           f"{exp.workload.steps} steps, policy {exp.policy.kind}")
@@ -89,11 +96,24 @@ def format_phases(summary: dict) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from hwsim.geometry import footprint
-    from hwsim.traffic import check_capacity
+    """An experiment or a sweep file: everything `run` / `sweep` would load, short of simulating."""
+    from hwsim.checks import check_experiment, is_sweep_document
+    from hwsim.config.loading import read_yaml
+    from hwsim.errors import HwsimInputError
 
-    exp = load_experiment(args.file, args.overrides)
-    check_capacity(exp, footprint(exp.model), file=args.file)
+    raw = read_yaml(Path(args.file))
+    if is_sweep_document(raw):
+        from hwsim.sweeps.spec import expand, load_sweep
+
+        if args.overrides:
+            raise HwsimInputError("--set applies to experiment files; put sweep changes in the file",
+                                  file=args.file, key="--set")
+        spec, file = load_sweep(args.file, raw=raw)
+        points = expand(spec, file)
+        print(f"{args.file}: valid sweep ({len(points)} points, base {spec.base})")
+        return 0
+    exp = load_experiment(args.file, args.overrides, raw=raw)
+    check_experiment(exp, file=args.file)
     print(f"{args.file}: valid ({exp.model.name} on {exp.hardware.name}, policy {exp.policy.kind})")
     return 0
 

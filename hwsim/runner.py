@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from hwsim import __version__
 from hwsim.config.experiment import Experiment
 from hwsim.energy import add_energy, energy_table
 from hwsim.engine import DecodeEngine
-from hwsim.files import write_atomic, write_text_atomic
+from hwsim.files import temporary_sibling, write_atomic, write_text_atomic
 from hwsim.geometry import footprint
 from hwsim.gpu import GpuEngine, kernel_breakdown
 from hwsim.kernels import decode_kernels
@@ -176,8 +177,19 @@ def run_experiment(exp: Experiment, out_dir: str | Path | None = None, *,
                    entropies: list[np.ndarray] | None = None, keep_steps: bool = False) -> RunResult:
     """Prefill and/or decode as `workload.phase` says, the baseline, and the outputs in `out_dir`."""
     out = Path(out_dir) if out_dir is not None else None
+    # steps.parquet is written to a hidden temporary and renamed with the other outputs at the end, so
+    # a failure leaves the folder as it was (hwsim.files)
+    steps_tmp = temporary_sibling(out / "steps.parquet") if out is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_phases(exp, out, steps_tmp, entropies, keep_steps)
+    finally:
+        if steps_tmp is not None and steps_tmp.exists():
+            steps_tmp.unlink()
+
+
+def _run_phases(exp: Experiment, out: Path | None, steps_tmp: Path | None, entropies, keep_steps: bool) -> RunResult:
     phase = exp.workload.phase
     ids = {"experiment": exp.name, "model": exp.model.name, "hardware": exp.hardware.name,
            "policy": exp.policy.kind, "phase": phase, "execution": exp.hardware.execution.kind}
@@ -194,8 +206,7 @@ def run_experiment(exp: Experiment, out_dir: str | Path | None = None, *,
                                                   generated_tokens=1)}
     else:
         entropies = workload_entropies(exp) if entropies is None else entropies
-        decode, steps = simulate_experiment(exp, entropies, steps_path=out / "steps.parquet" if out else None,
-                                            keep_steps=keep_steps)
+        decode, steps = simulate_experiment(exp, entropies, steps_path=steps_tmp, keep_steps=keep_steps)
         kernels += [{"phase": "decode", **row} for row in decode.pop("decode_kernels", [])]
         summary = {**ids, **decode}
         if exp.run.baseline:
@@ -209,6 +220,8 @@ def run_experiment(exp: Experiment, out_dir: str | Path | None = None, *,
     summary["hwsim_version"] = __version__
     table = pd.DataFrame(kernels) if kernels else None
     if out is not None:
+        if steps_tmp is not None and steps_tmp.exists():
+            os.replace(steps_tmp, out / "steps.parquet")
         write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True))
         write_text_atomic(out / "resolved.yaml", yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False))
         if table is not None:

@@ -90,8 +90,14 @@ def test_report_without_gating_or_baseline_skips_what_it_cannot_draw(tmp_path):
     assert "no traffic saving was measured" in html
 
 
-def test_report_of_only_failed_points(tmp_path):
-    spec = SweepSpec(name="bad", points=[{**BASE_POINT, "workload.traces": ["no-such-trace"]}])
+def test_report_of_only_failed_points(tmp_path, monkeypatch):
+    from hwsim.sweeps import execute
+
+    def broken(exp):  # passes every up-front check, fails while the point runs
+        raise FileNotFoundError("trace vanished")
+
+    monkeypatch.setattr(execute, "cached_entropies", broken)
+    spec = SweepSpec(name="bad", points=[BASE_POINT])
     _, counts = run_sweep(spec, None, tmp_path, scheduler="inline", progress=False, report=True)
     assert counts["failed"] == 1
     html = (tmp_path / "report.html").read_text()

@@ -38,17 +38,39 @@ def finished_points(out: Path) -> dict[str, int]:
             if not p.parent.name.startswith(".")}
 
 
-def test_failing_point_is_recorded_and_the_others_finish(tmp_path, capsys):
+def test_unknown_trace_stops_the_sweep_before_it_runs(tmp_path, capsys):
     bad = {"model": "mamba2-130m", "workload.steps": 32, "workload.traces": ["no-such-trace"]}
     sweep = write_sweep(tmp_path, extra=[bad])
+    rc = main(["sweep", str(sweep), "--out", str(tmp_path / "out"), "--no-progress", "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no-such-trace" in err and "workload.traces[0]" in err and "point 1" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_failing_point_is_recorded_and_the_others_finish(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from hwsim.sweeps import execute
+
+    doomed = tmp_path / "doomed.parquet"  # valid when the sweep is checked, gone when its points run
+    shutil.copy(TRACE, doomed)
+    bad = {"model": "mamba2-130m", "workload.steps": 32, "workload.traces": [str(doomed)]}
+    sweep = write_sweep(tmp_path, extra=[bad])
     out = tmp_path / "out"
-    rc = main(["sweep", str(sweep), "--out", str(out), "--workers", "2", "--no-progress", "--no-report"])
+    real = execute.cached_entropies
+
+    def vanishing(exp):
+        doomed.unlink(missing_ok=True)
+        return real(exp)
+
+    monkeypatch.setattr(execute, "cached_entropies", vanishing)
+    rc = main(["sweep", str(sweep), "--out", str(out), "--scheduler", "inline", "--no-progress", "--no-report"])
     printed = capsys.readouterr().out
     assert rc == 4 and "4 point(s) failed" in printed  # exit status = number of failed points
     table = pd.read_parquet(out / "results.parquet")
     assert len(table) == 8 and (table["status"] == "ok").sum() == 4  # 4 grid cells x 2 points
     failed = table[table["status"] == "failed"]
-    assert failed["point_hash"].nunique() == 4 and failed["error"].str.contains("no-such-trace|catalog").all()
+    assert failed["point_hash"].nunique() == 4 and failed["error"].str.contains("doomed").all()
     error = json.loads((out / "points" / failed["point_hash"].iloc[0] / "error.json").read_text())
     assert "Traceback" in error["traceback"]
     assert list(table.columns[:4]) == ["param.workload.batch_size", "param.policy.threshold_bits",
@@ -58,6 +80,7 @@ def test_failing_point_is_recorded_and_the_others_finish(tmp_path, capsys):
     assert len(csv) == 8
 
     before = finished_points(out)
+    shutil.copy(TRACE, doomed)
     rc = main(["sweep", str(sweep), "--out", str(out), "--scheduler", "inline", "--no-progress", "--no-report"])
     assert rc == 4
     assert "0 computed, 4 already done, 4 failed" in capsys.readouterr().out  # failures are retried

@@ -105,10 +105,25 @@ def test_entropy_above_log2_vocab(tmp_path):
     expect_error(write(tmp_path, frame), "entropy_bits", "row 2", "log2(vocab_size=16)")
 
 
-def test_entropy_bound_unchecked_without_vocab(tmp_path):
+def test_entropy_without_vocab_is_bounded_only_by_a_warning(tmp_path):
     frame = good_frame()
-    frame.loc[2, "entropy_bits"] = 30.0
+    frame.loc[2, "entropy_bits"] = 20.0  # plausible for a 2^20-token vocabulary: silent
     assert len(read_trace(write(tmp_path, frame, provenance={"mode": "score"}))) == 8
+    frame.loc[2, "entropy_bits"] = 1e9  # no vocabulary gives that: loads, with a warning
+    with pytest.warns(UserWarning, match="above 24 bits"):
+        assert len(read_trace(write(tmp_path, frame, provenance={"mode": "score"}))) == 8
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf")])
+def test_non_finite_entropy(tmp_path, value):
+    frame = good_frame()
+    frame.loc[3, "entropy_bits"] = value
+    expect_error(write(tmp_path, frame), "entropy_bits", "row 3", "not finite")
+
+
+@pytest.mark.parametrize("vocab", ["abc", -5, 1, True, 1.5])
+def test_bad_vocab_size_in_provenance(tmp_path, vocab):
+    expect_error(write(tmp_path, good_frame(), provenance={"vocab_size": vocab}), "vocab_size")
 
 
 def test_non_monotone_positions(tmp_path):

@@ -2,30 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from hwsim.config.hardware import Hardware
 from hwsim.config.model import ModelSpec
+from hwsim.paths import SAFE_NAME_PATTERN
 from hwsim.policies import PolicyConfig
 from hwsim.records import Frozen
+
+#: Bound on steps x batch_size (about 1 GB per float64 array of that many cells).
+MAX_STEP_CELLS = 1 << 27
 
 
 class Workload(Frozen):
     """Which real traces the streams replay, how many streams decode together, for how long."""
 
     traces: tuple[str, ...] | None = Field(
-        None, description="catalog names or paths; default: the shipped trace set")
-    batch_size: PositiveInt = 64
-    steps: PositiveInt = Field(2048, description="decode steps simulated (each step: one token per stream)")
-    seed: NonNegativeInt = Field(0, description="seeds the offsets at which streams start in their traces")
-    prompt_tokens: NonNegativeInt | tuple[PositiveInt, ...] = Field(
+        None, min_length=1, description="catalog names or paths; default (absent): the shipped trace set")
+    batch_size: PositiveInt = Field(64, le=1 << 20)
+    steps: PositiveInt = Field(2048, le=1 << 30, description="decode steps simulated (one token per stream)")
+    seed: NonNegativeInt = Field(0, le=2**63 - 1, description="seeds the offsets where streams start")
+    prompt_tokens: Annotated[int, Field(ge=0, le=1 << 24)] | tuple[Annotated[int, Field(ge=1, le=1 << 24)], ...] = Field(
         0, description="prompt length per stream: one number for every stream, or a list cycled over the "
         "stream slots; 0 = decode only (the states exist already)")
     mode: Literal["decode", "prefill", "end_to_end"] | None = Field(
         None, description="what to simulate; default end_to_end when prompt_tokens > 0, else decode. "
         "end_to_end: the prefill yields the first token, then steps - 1 decode steps")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Workload:  # the per-step arrays hold steps x batch cells of 8 bytes each
+        if self.steps * self.batch_size > MAX_STEP_CELLS:
+            raise ValueError(f"steps x batch_size = {self.steps * self.batch_size:,} exceeds "
+                             f"{MAX_STEP_CELLS:,} (the per-step arrays would not fit in memory)")
+        return self
 
     @model_validator(mode="after")
     def _mode_fits(self) -> Workload:
@@ -67,7 +78,7 @@ class Run(Frozen):
 
 
 class Experiment(Frozen):
-    name: str = "experiment"
+    name: str = Field("experiment", pattern=SAFE_NAME_PATTERN, description="becomes a folder name")
     description: str = ""
     hardware: Hardware
     model: ModelSpec

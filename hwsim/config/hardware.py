@@ -24,6 +24,14 @@ class DramMemory(Frozen):
     interleave_bytes: PositiveInt = Field(256, description="address interleave granularity across channels")
     source: str = Field(min_length=3)
 
+    @model_validator(mode="after")
+    def _interleave(self) -> DramMemory:
+        size, burst = self.interleave_bytes, self.preset.organisation.access_bytes
+        if size & (size - 1) or size < burst:
+            raise ValueError(f"interleave_bytes {size} must be a power of two and at least one burst "
+                             f"({burst} bytes)")
+        return self
+
     @property
     def pin_rate_Gbps(self) -> float:
         return self.data_rate_Gbps_per_pin or self.preset.organisation.data_rate_Gbps_per_pin
@@ -50,6 +58,12 @@ class Residency(Frozen):
 
     kind: Literal["pinned", "lru"] = "pinned"
     order: tuple[StateCategory, ...] = ("ssm_state", "conv_state", "weights", "lm_head")
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> Residency:
+        if len(set(self.order)) != len(self.order):
+            raise ValueError(f"order lists a category twice: {list(self.order)}")
+        return self
 
 
 class Sram(Frozen):

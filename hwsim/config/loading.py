@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import typing
 from pathlib import Path
 from typing import Any
@@ -19,19 +20,50 @@ PRESET_DIRS = {"hardware": "hardware", "model": "models", "policy": "policies", 
 DEFAULT_EXPERIMENT = CONFIGS_DIR / "experiments" / "default.yaml"
 
 
-def read_yaml(path: Path) -> Any:
-    """safe_load a file; syntax errors name the line."""
+class UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: let the base class report it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, *, file: Path | str | None, what: str = "YAML") -> Any:
+    """Parse YAML text (safe, duplicate keys refused); every failure is one HwsimInputError."""
     try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise HwsimInputError(f"cannot read: {error.strerror}", file=path) from None
-    try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: safe
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise HwsimInputError(f"YAML syntax error: {where}{getattr(error, 'problem', error)}",
-                              file=path) from None
+        problem = getattr(error, "problem", None) or str(error)
+        raise HwsimInputError(f"{what} syntax error: {where}{problem}", file=file) from None
+    except (ValueError, TypeError, RecursionError, OverflowError) as error:
+        raise HwsimInputError(f"{what} not understood: {type(error).__name__}: {error}", file=file) from None
+
+
+def read_yaml(path: Path) -> Any:
+    """safe_load a file; syntax errors name the line, duplicate keys and binary content are refused."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise HwsimInputError(f"cannot read: {error.strerror or error}", file=path) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HwsimInputError("not a text (UTF-8) YAML file", file=path) from None
+    if "\x00" in text:
+        raise HwsimInputError("not a text YAML file (holds NUL bytes)", file=path)
+    return parse_yaml(text, file=path)
 
 
 def known_presets(kind: str) -> list[str]:
@@ -40,9 +72,15 @@ def known_presets(kind: str) -> list[str]:
 
 def preset_path(kind: str, ref: str, *, base_dir: Path, file: Path | None, key: str) -> Path:
     """A preset reference is a file path (relative to the referring file) or a name under configs/."""
+    if not isinstance(ref, str) or not ref:
+        raise HwsimInputError(f"a {kind} preset is a name or a .yaml path, not {ref!r}", file=file, key=key,
+                              allowed=", ".join(known_presets(kind)) + " (or a path to a .yaml file)")
     for candidate in (base_dir / ref, Path(ref)):
         if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
             return candidate
+    if Path(ref).suffix in (".yaml", ".yml") or "/" in ref or "\\" in ref:
+        raise HwsimInputError(f"{kind} file {ref!r} not found (looked in {base_dir} and {Path.cwd()})",
+                              file=file, key=key)
     named = CONFIGS_DIR / PRESET_DIRS[kind] / f"{ref}.yaml"
     if named.is_file():
         return named
@@ -81,14 +119,26 @@ def apply_overrides(raw: dict, assignments: list[str] | tuple[str, ...], *, file
     """Apply `dotted.key=value` strings; the value is parsed as YAML (so 4 is an int, [a, b] a list)."""
     raw = copy.deepcopy(raw)
     for assignment in assignments:
-        if "=" not in assignment:
-            raise HwsimInputError(f"--set {assignment!r}: expected dotted.key=value", file=file)
-        dotted, text = assignment.split("=", 1)
-        set_dotted(raw, dotted.strip(), yaml.safe_load(text))
+        dotted, value = parse_assignment(assignment, file=file)
+        set_dotted(raw, dotted, value, file=file)
     return raw
 
 
-def set_dotted(raw: dict, dotted: str, value: Any) -> None:
+def parse_assignment(assignment: str, *, file: Path | None = None) -> tuple[str, Any]:
+    """`dotted.key=value` -> (key, YAML value); a missing key, an empty path part or bad YAML is an error."""
+    if "=" not in assignment:
+        raise HwsimInputError(f"--set {assignment!r}: expected dotted.key=value", file=file)
+    dotted, text = assignment.split("=", 1)
+    dotted = dotted.strip()
+    if not dotted or any(not part.strip() for part in dotted.split(".")):
+        raise HwsimInputError(f"--set {assignment!r}: the key before '=' is empty or has an empty part",
+                              file=file, allowed="dotted.key=value, e.g. workload.batch_size=16")
+    return dotted, parse_yaml(text, file=file, what=f"--set {dotted}: value")
+
+
+def set_dotted(raw: dict, dotted: str, value: Any, *, file: Path | None = None) -> None:
+    if not isinstance(dotted, str) or not dotted or any(not k for k in dotted.split(".")):
+        raise HwsimInputError(f"{dotted!r} is not a dotted key", file=file, allowed="e.g. policy.low_bits")
     keys = dotted.split(".")
     node = raw
     for depth, key in enumerate(keys[:-1]):
@@ -98,7 +148,8 @@ def set_dotted(raw: dict, dotted: str, value: Any) -> None:
         elif child is None:
             child = node[key] = {}
         elif not isinstance(child, dict):
-            raise HwsimInputError(f"cannot set {dotted}: {'.'.join(keys[:depth + 1])} is not a mapping")
+            raise HwsimInputError(f"cannot set {dotted}: {'.'.join(keys[:depth + 1])} is not a mapping",
+                                  file=file, key=dotted)
         node = child
     node[keys[-1]] = value
 
@@ -137,17 +188,26 @@ def _input_error(error: ValidationError, model_cls: type[BaseModel], *, file: Pa
         key = ".".join(([prefix] if prefix else []) + loc) or "(top level)"
         origin = next((src for sec, src in sorted(sources.items(), key=lambda kv: -len(kv[0]))
                        if key.startswith(sec)), None)
-        text = f"{key}: {item['msg']}"
+        text = f"{key}: {item['msg'].removeprefix('Value error, ')}"
         if item["type"] == "extra_forbidden":
             allowed = _allowed_keys(model_cls, item["loc"][:-1])
             if allowed:
                 text += f"; allowed keys: {', '.join(allowed)}"
         elif item["type"] == "missing":
             text = f"{key}: required key is missing"
+        elif item["type"] == "string_pattern_mismatch":
+            text = f"{key}: {item.get('input')!r} is not a safe name; allowed: letters, digits, _ . - " \
+                "(starting with a letter or digit)"
+        elif _is_nan(item.get("input")):
+            text = f"{key}: NaN is not a number here; give a finite value"
         if origin:
             text += f" (from preset {origin})"
         lines.append(text)
     return HwsimInputError("; ".join(lines), file=file)
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _allowed_keys(model_cls: Any, loc: tuple) -> list[str]:

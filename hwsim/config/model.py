@@ -37,6 +37,8 @@ class ModelSpec(Frozen):
                 raise ValueError("mamba2 models need headdim and ngroups")
             if self.d_inner % self.headdim:
                 raise ValueError(f"d_inner {self.d_inner} is not a multiple of headdim {self.headdim}")
+            if self.n_heads % self.ngroups:
+                raise ValueError(f"ngroups {self.ngroups} does not divide the {self.n_heads} heads")
         elif self.headdim is not None or self.ngroups is not None:
             raise ValueError("headdim and ngroups are Mamba-2 fields; this model is mamba1")
         return self

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hwsim.cache import add_cache_argument
+from hwsim.errors import HwsimInputError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     dram = subparsers.add_parser("dram", help="request-level DRAM model: replay traces, list presets, calibrate")
@@ -19,11 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--closed-row", action="store_true", help="closed-row policy (default open row)")
     run.add_argument("--format", choices=("dramsim3", "ramulator2"), default=None,
                      help="trace format (default: guessed from the first line)")
+    add_cache_argument(run)
     run.set_defaults(func=cmd_run)
     presets = sub.add_parser("presets", help="list the DRAM presets")
     presets.set_defaults(func=cmd_presets)
     cal = sub.add_parser("calibrate", help="calibrate the fast model from the detailed one")
     cal.add_argument("--preset", action="append", help="preset name (repeatable; default: all)")
+    add_cache_argument(cal)
     cal.set_defaults(func=cmd_calibrate)
     export = subparsers.add_parser("export-trace", help="write a run's DRAM requests as a DRAMsim3 or "
                                    "Ramulator 2 trace")
@@ -32,22 +37,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--steps", type=int, default=None, help="only the first N steps")
     export.add_argument("--out", required=True)
     export.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value")
+    add_cache_argument(export)
     export.set_defaults(func=cmd_export)
+
+
+#: Bounds of the count and size options (beyond them a typo, not a design): flag -> (low, high).
+LIMITS = {"--stacks": (1, 64), "--queue-depth": (1, 1 << 16), "--interleave-bytes": (1, 1 << 30),
+          "--steps": (1, 1 << 30)}
+
+
+def check_count(flag: str, value: int | None) -> None:
+    """Every count and size option is checked before work starts: a clear error, never a hang."""
+    low, high = LIMITS[flag]
+    if value is not None and not low <= value <= high:
+        raise HwsimInputError(f"{value} is out of range", key=flag, allowed=f"{low} to {high:,}")
 
 
 def _dram(preset: str, stacks: int = 1, interleave_bytes: int = 256):
     from hwsim.config import DramPreset, load_preset
     from hwsim.config.hardware import DramMemory
+    from hwsim.config.loading import validate
 
-    return DramMemory(preset=load_preset("dram", preset, DramPreset), stacks=stacks,
-                      interleave_bytes=interleave_bytes, source="hwsim dram command line")
+    check_count("--stacks", stacks)
+    check_count("--interleave-bytes", interleave_bytes)
+    raw = {"preset": load_preset("dram", preset, DramPreset), "stacks": stacks,
+           "interleave_bytes": interleave_bytes, "source": "hwsim dram command line"}
+    return validate(DramMemory, raw, file=None, prefix="dram")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hwsim.memory.detailed import DetailedDram
     from hwsim.memory.dram_traces import read_trace
-    from hwsim.memory.mapping import DEFAULT_MAPPING
+    from hwsim.memory.mapping import DEFAULT_MAPPING, parse_mapping
 
+    check_count("--queue-depth", args.queue_depth)
+    if args.mapping is not None:
+        parse_mapping(args.mapping)  # an empty --mapping is an error, not the default
     dram = _dram(args.preset, args.stacks, args.interleave_bytes)
     trace = read_trace(args.trace, fmt=args.format, tCK_ns=dram.preset.timings_ns.tCK)
     model = DetailedDram(dram, queue_depth=args.queue_depth, mapping=args.mapping or DEFAULT_MAPPING,
@@ -102,8 +127,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from hwsim.config.loading import load_experiment
+    from hwsim.files import check_output_file
     from hwsim.memory.export import export_trace
 
+    check_count("--steps", args.steps)
+    check_output_file(args.out)
     exp = load_experiment(args.experiment, args.overrides)
     count = export_trace(exp, Path(args.out), fmt=args.format, steps=args.steps)
     print(f"wrote {count:,} requests ({args.format}) to {args.out}")

@@ -16,6 +16,8 @@ import numpy as np
 from hwsim.errors import HwsimInputError
 
 FORMATS = ("dramsim3", "ramulator2")
+#: Issue cycles beyond 2^53 lose integer precision as float64 nanoseconds.
+MAX_CYCLE = float(1 << 53)
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,11 @@ def read_trace(path: str | Path, *, fmt: str | None = None, tCK_ns: float = 1.0)
     """Parse a trace file; DRAMsim3 cycles become ns at `tCK_ns`."""
     path = Path(path)
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_bytes().decode("utf-8").splitlines()
     except OSError as error:
-        raise HwsimInputError(f"cannot read trace: {error.strerror}", file=path) from None
+        raise HwsimInputError(f"cannot read trace: {error.strerror or error}", file=path) from None
+    except UnicodeDecodeError as error:
+        raise HwsimInputError(f"not a text trace (byte {error.start} is not UTF-8)", file=path) from None
     body = [(n, line.split()) for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#")]
     if not body:
         raise HwsimInputError("trace holds no requests", file=path)
@@ -57,9 +61,11 @@ def read_trace(path: str | Path, *, fmt: str | None = None, tCK_ns: float = 1.0)
                 raise HwsimInputError(f"{where}: operation {op!r} is not READ or WRITE", file=path)
             try:
                 cycle[i] = int(cycle_text)
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise HwsimInputError(f"{where}: issue cycle {cycle_text!r} is not an integer",
                                       file=path) from None
+            if not 0 <= cycle[i] < MAX_CYCLE:
+                raise HwsimInputError(f"{where}: issue cycle {cycle_text} outside 0 .. 2^53", file=path)
             is_write[i] = op.upper() == "WRITE"
         else:
             if len(fields) != 2:
@@ -70,12 +76,15 @@ def read_trace(path: str | Path, *, fmt: str | None = None, tCK_ns: float = 1.0)
                 raise HwsimInputError(f"{where}: operation {op!r} is not LD or ST", file=path)
             is_write[i] = op.upper() == "ST"
         try:
-            address[i] = int(addr_text, 16) if addr_text.lower().startswith("0x") else int(addr_text)
+            value = int(addr_text, 16) if addr_text.lower().startswith("0x") else int(addr_text)
         except ValueError:
             raise HwsimInputError(f"{where}: address {addr_text!r} is not a hex (0x...) or decimal number",
                                   file=path) from None
-        if address[i] < 0:
+        if value < 0:
             raise HwsimInputError(f"{where}: negative address", file=path)
+        if value >= 1 << 63:
+            raise HwsimInputError(f"{where}: address {addr_text} does not fit in 63 bits", file=path)
+        address[i] = value
     if fmt == "dramsim3" and np.any(np.diff(cycle) < 0):
         bad = int(np.argmax(np.diff(cycle) < 0)) + 1
         raise HwsimInputError(f"line {body[bad][0]}: issue cycle goes backwards", file=path)
@@ -94,5 +103,7 @@ def format_lines(address: np.ndarray, is_write: np.ndarray, arrival_ns: np.ndarr
 
 
 def write_trace(path: str | Path, trace: RequestTrace, *, fmt: str, tCK_ns: float = 1.0) -> None:
+    from hwsim.files import write_text_atomic
+
     lines = format_lines(trace.address, trace.is_write, trace.arrival_ns, fmt=fmt, tCK_ns=tCK_ns)
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")

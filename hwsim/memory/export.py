@@ -37,6 +37,8 @@ def export_trace(exp, out: Path, *, fmt: str, steps: int | None = None) -> int:
 
     if exp.hardware.dram is None:
         raise HwsimInputError("this hardware has no DRAM: nothing to export", key="hardware.dram")
+    if steps is not None and steps < 1:
+        raise HwsimInputError(f"--steps {steps}: must be at least 1 (omit it for all steps)", key="--steps")
     steps = min(steps or exp.workload.steps, exp.workload.steps)
     exp = exp.model_copy(update={"workload": exp.workload.model_copy(update={"steps": steps})})
     entropies = workload_entropies(exp)
@@ -54,11 +56,16 @@ def export_trace(exp, out: Path, *, fmt: str, steps: int | None = None) -> int:
     engine.run(traffic, gate_on_current=policy.gate_on == "current")
     requests = transfer_requests(exp, fp, policy, plan, traffic, 0)
     tCK = exp.hardware.dram.preset.timings_ns.tCK
-    count = 0
-    with open(out, "w") as handle:
-        for now, nbytes, direction, tag in engine.dram.log:
-            address = requests.addresses(tag, nbytes)
-            lines = format_lines(address, direction == "write", now, fmt=fmt, tCK_ns=tCK)
-            handle.write("\n".join(lines) + "\n")
-            count += len(lines)
-    return count
+    from hwsim.files import write_atomic
+
+    def write(tmp: Path) -> int:
+        count = 0
+        with open(tmp, "w") as handle:
+            for now, nbytes, direction, tag in engine.dram.log:
+                address = requests.addresses(tag, nbytes)
+                lines = format_lines(address, direction == "write", now, fmt=fmt, tCK_ns=tCK)
+                handle.write("\n".join(lines) + "\n")
+                count += len(lines)
+        return count
+
+    return write_atomic(out, write, returns=True)  # a full disk leaves no truncated trace behind

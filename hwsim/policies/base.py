@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
 from hwsim.records import Frozen
 
@@ -57,7 +57,7 @@ class PolicyBase(Frozen):
     kind: str
     low_bits: Bits = 4
     high_bits: Bits = 16
-    group_size: PositiveInt = Field(64, description="state elements per quantisation scale")
+    group_size: PositiveInt = Field(64, le=1 << 30, description="state elements per quantisation scale")
     scale_bits: Literal[8, 16, 32] = 16
     gate_conv_state: bool = Field(
         False, description="store the conv state at the gated precision too (it is small for Mamba-2, "
@@ -87,6 +87,17 @@ class PolicyBase(Frozen):
     def plan(self, entropy_bits: np.ndarray, fresh: np.ndarray) -> StatePlan:
         write = self.write_bits(self.gate_entropy(entropy_bits, fresh)).astype(np.int16)
         return _plan_from_writes(write, fresh, self.low_bits, self.high_bits)
+
+
+class GatedPolicy(PolicyBase):
+    """A policy that chooses between two widths: `low_bits` must be below `high_bits`, or the "gate"
+    would report a low-precision share of states that are not smaller (and a negative saving)."""
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> GatedPolicy:
+        if self.low_bits >= self.high_bits:
+            raise ValueError(f"low_bits ({self.low_bits}) must be below high_bits ({self.high_bits})")
+        return self
 
 
 def _plan_from_writes(write: np.ndarray, fresh: np.ndarray, low_bits: int, high_bits: int,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, NonNegativeFloat, PositiveInt, model_validator
 
-from hwsim.policies.base import Bits, PolicyBase, StatePlan, _plan_from_writes
+from hwsim.policies.base import Bits, GatedPolicy, PolicyBase, StatePlan, _plan_from_writes
+
+#: A threshold in bits of entropy: finite and not negative (NaN would silently never gate).
+EntropyBits = Annotated[NonNegativeFloat, Field(allow_inf_nan=False)]
 
 
 class StaticPolicy(PolicyBase):
@@ -26,11 +29,11 @@ class StaticPolicy(PolicyBase):
         return np.full(gate_entropy.shape, self.bits, dtype=np.int16)
 
 
-class ThresholdPolicy(PolicyBase):
+class ThresholdPolicy(GatedPolicy):
     """Entropy below `threshold_bits` -> `low_bits`, else `high_bits`; unknown entropy -> high."""
 
     kind: Literal["threshold"] = "threshold"
-    threshold_bits: NonNegativeFloat = 1.0
+    threshold_bits: EntropyBits = 1.0
 
     def write_bits(self, gate_entropy: np.ndarray) -> np.ndarray:
         low = gate_entropy < self.threshold_bits  # NaN compares False: unknown stays high
@@ -42,7 +45,7 @@ class HysteresisPolicy(ThresholdPolicy):
     single easy token inside a hard passage does not flip the state."""
 
     kind: Literal["hysteresis"] = "hysteresis"
-    min_dwell_steps: PositiveInt = 4
+    min_dwell_steps: PositiveInt = Field(4, le=1 << 30)
 
     def plan(self, entropy_bits: np.ndarray, fresh: np.ndarray) -> StatePlan:
         wanted = ThresholdPolicy.write_bits(self, self.gate_entropy(entropy_bits, fresh))
@@ -60,13 +63,13 @@ class HysteresisPolicy(ThresholdPolicy):
         return _plan_from_writes(write, fresh, self.low_bits, self.high_bits)
 
 
-class PercentilePolicy(PolicyBase):
+class PercentilePolicy(GatedPolicy):
     """Threshold calibrated on the first `calibration_tokens` of each trace so that about
     `target_low_share` of the states are written at low precision."""
 
     kind: Literal["percentile"] = "percentile"
     target_low_share: float = Field(0.5, ge=0.0, le=1.0)
-    calibration_tokens: PositiveInt = 512
+    calibration_tokens: PositiveInt = Field(512, le=1_000_000, description="per trace (traces are shorter)")
 
     def calibrated(self, traces: list[np.ndarray]) -> ThresholdPolicy:
         prefix = np.concatenate([np.asarray(t[: self.calibration_tokens], dtype=np.float64) for t in traces])
@@ -80,15 +83,15 @@ class PercentilePolicy(PolicyBase):
         raise TypeError("percentile policy must be calibrated on traces first (PercentilePolicy.calibrated)")
 
 
-class SpeculativePolicy(PolicyBase):
+class SpeculativePolicy(GatedPolicy):
     """State runs at low precision; every `checkpoint_interval_steps` a high-precision checkpoint is
     written too. When a step's entropy exceeds `rollback_threshold_bits` the stream re-executes from its
     checkpoint at high precision and that state becomes the new checkpoint. The rollback looks at the
     step's own logits, so it ignores `gate_on`."""
 
     kind: Literal["speculative"] = "speculative"
-    checkpoint_interval_steps: PositiveInt = 16
-    rollback_threshold_bits: NonNegativeFloat = 6.0
+    checkpoint_interval_steps: PositiveInt = Field(16, le=1 << 30)
+    rollback_threshold_bits: EntropyBits = 6.0
 
     def plan(self, entropy_bits: np.ndarray, fresh: np.ndarray) -> StatePlan:
         steps, batch = entropy_bits.shape

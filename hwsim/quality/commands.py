@@ -6,7 +6,13 @@ import argparse
 import time
 from pathlib import Path
 
-from hwsim.paths import REPORTS_DIR
+from hwsim.cache import add_cache_argument
+from hwsim.errors import HwsimInputError
+from hwsim.files import check_output_dir, write_atomic, write_text_atomic
+from hwsim.paths import REPORTS_DIR, output_path
+
+#: Bounds of the size options: flag -> (attribute, low, high).
+LIMITS = {"--tokens": ("tokens", 2, 1 << 20), "--streams": ("streams", 1, 4096), "--seeds": ("seeds", 1, 1000)}
 
 TABLE = [("policy", "policy", "{}"), ("low share", "quality_low_share", "{:.0%}"),
          ("KL mean (bits)", "quality_kl_bits_mean", "{:.2e}"), ("KL p99", "quality_kl_bits_p99", "{:.2e}"),
@@ -35,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     quality.add_argument("--rounding", choices=["nearest", "stochastic"], default="nearest")
     quality.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value")
     quality.add_argument("--out", help="output folder (default: reports/quality/<file stem>)")
-    quality.add_argument("--cache", default=None, help="cache folder (default: reports/quality/cache)")
+    quality.add_argument("--cache", default=None, help="quality cache folder (default: <cache-dir>/quality)")
+    add_cache_argument(quality)
     quality.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
     quality.set_defaults(func=cmd_quality)
 
@@ -111,19 +118,26 @@ def write_report(frame, out: Path, source: str) -> Path:
     figures = sorted(p.name for p in out.glob("*.png"))
     text += [f"![{name}]({name})" for name in figures]
     path = out / "quality_report.md"
-    path.write_text("\n".join(text) + "\n")
+    write_text_atomic(path, "\n".join(text) + "\n")
     return path
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from hwsim.paths import slug
     from hwsim.quality.evaluate import DEFAULT_CACHE_DIR, evaluate_policy
     from hwsim.quality.figures import bits_group_figure, share_figure
     from hwsim.quality.policies import describe, distinct_policies
 
+    for flag, (attribute, low, high) in LIMITS.items():
+        value = getattr(args, attribute)
+        if not low <= value <= high:
+            raise HwsimInputError(f"{value} is out of range", key=flag, allowed=f"{low} to {high:,}")
+    out = Path(args.out) if args.out else output_path(REPORTS_DIR / "quality", slug(Path(args.file).stem),
+                                                       key="FILE")
+    check_output_dir(out)
     policies = distinct_policies(args.file, args.overrides)
-    out = Path(args.out) if args.out else REPORTS_DIR / "quality" / Path(args.file).stem
     rows, started = [], time.perf_counter()
     for index, policy in enumerate(policies, 1):
         row = evaluate_policy(policy, model_dir=args.model, tokens=args.tokens, streams=args.streams,
@@ -134,8 +148,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
               f"ppl {row['quality_ppl_change_pct']:+.2f}%, vs random: {row['quality_entropy_vs_random']}")
     frame = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
-    frame.to_parquet(out / "quality.parquet", index=False)
-    frame.to_csv(out / "quality.csv", index=False)
+    write_atomic(out / "quality.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
+    write_atomic(out / "quality.csv", lambda tmp: frame.to_csv(tmp, index=False))
     share_figure(frame, out / "quality_vs_share.png")
     share_figure(frame, out / "ppl_vs_share.png", quality="quality_ppl_change_pct")
     if frame["quality_low_bits"].nunique() > 1 or frame["quality_group_size"].nunique() > 1:

@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import TypeAdapter
 
 from hwsim.errors import HwsimInputError
-from hwsim.paths import REPORTS_DIR
+from hwsim.files import write_atomic
 from hwsim.policies import PolicyConfig, state_bytes
 from hwsim.policies.kinds import StaticPolicy
 from hwsim.quality.model import LoadedModel, load_model
@@ -30,7 +30,9 @@ from hwsim.quality.streams import Stream, random_streams, text_streams
 
 #: Bump when the evaluation changes meaning: cached results with another version are recomputed.
 QUALITY_VERSION = 1
-DEFAULT_CACHE_DIR = REPORTS_DIR / "quality" / "cache"
+#: `cache_dir=DEFAULT_CACHE_DIR` means the user cache (`hwsim.cache.cache_dir("quality")`), resolved
+#: when called, so HWSIM_CACHE_DIR and `--cache-dir` apply; never a folder of the project.
+DEFAULT_CACHE_DIR = "user-cache"
 METRICS = ("kl_bits_mean", "kl_bits_p99", "top1_agreement", "ppl_change_pct", "state_rel_error_mean",
            "state_rel_error_final", "low_share")
 _MODELS: dict[str, LoadedModel] = {}
@@ -63,8 +65,11 @@ def _references(loaded: LoadedModel, streams: list[Stream], snapshot_every: int,
     for i in list(missing):
         path = cache_dir / "reference" / f"{keys[i]}.npz" if cache_dir else None
         if path is not None and path.is_file():
-            with np.load(path) as data:
-                _REFERENCES[keys[i]] = {name: data[name] for name in data.files}
+            try:
+                with np.load(path) as data:
+                    _REFERENCES[keys[i]] = {name: data[name] for name in data.files}
+            except (OSError, ValueError, EOFError):  # a damaged cache entry is recomputed
+                continue
             missing.remove(i)
     seconds, tokens = 0.0, 0
     if missing:
@@ -77,9 +82,14 @@ def _references(loaded: LoadedModel, streams: list[Stream], snapshot_every: int,
                       "snapshot_steps": ref.snapshot_steps, "states": ref.states[j]}
             _REFERENCES[keys[i]] = arrays
             if cache_dir is not None:
-                (cache_dir / "reference").mkdir(parents=True, exist_ok=True)
-                np.savez(cache_dir / "reference" / f"{keys[i]}.npz", **arrays)
+                write_atomic(cache_dir / "reference" / f"{keys[i]}.npz",
+                             lambda tmp, arrays=arrays: _savez(tmp, arrays))
     return [_REFERENCES[k] for k in keys], seconds, tokens
+
+
+def _savez(path: Path, arrays: dict) -> None:
+    with open(path, "wb") as handle:  # a handle: np.savez would append .npz to a temporary name
+        np.savez(handle, **arrays)
 
 
 def _stack_reference(refs: list[dict]) -> Reference:
@@ -184,6 +194,10 @@ def evaluate_policy(policy, *, model_dir=None, tokens: int = 256, streams: int =
         stream_list = (text_streams(loaded.tokenizer, tokens=tokens, streams=streams) if loaded.tokenizer
                        else random_streams(loaded.model.config.vocab_size, tokens=tokens, streams=streams))
     tokens_arr = np.stack([s.token_ids for s in stream_list])
+    if isinstance(cache_dir, str) and cache_dir == DEFAULT_CACHE_DIR:
+        from hwsim.cache import cache_dir as user_cache
+
+        cache_dir = user_cache("quality")
     cache_dir = Path(cache_dir) if cache_dir is not None else None
     refs, seconds, done = _references(loaded, stream_list, snapshot_every, cache_dir)
     ref = _stack_reference(refs)
@@ -206,9 +220,12 @@ def evaluate_policy(policy, *, model_dir=None, tokens: int = 256, streams: int =
         paths = {n: [cache_dir / "variants" / f"{_hash(variants[n])}-{s.key}.parquet" for s in stream_list]
                  if cache_dir else None for n in names}
         todo = [n for n in names if paths[n] is None or not all(p.is_file() for p in paths[n])]
-        for n in names:
+        for n in list(names):
             if n not in todo:
-                frames[n] = [pd.read_parquet(p) for p in paths[n]]
+                try:
+                    frames[n] = [pd.read_parquet(p) for p in paths[n]]
+                except (OSError, ValueError):  # a damaged cache entry is recomputed
+                    todo.append(n)
         if not todo:
             return
         cached_all = False
@@ -219,9 +236,8 @@ def evaluate_policy(policy, *, model_dir=None, tokens: int = 256, streams: int =
         for v, n in enumerate(todo):
             frames[n] = [per[v, s] for s in range(len(stream_list))]
             if paths[n] is not None:
-                paths[n][0].parent.mkdir(parents=True, exist_ok=True)
                 for frame, path in zip(frames[n], paths[n]):
-                    frame.to_parquet(path, index=False)
+                    write_atomic(path, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
 
     external = _gate_entropy(gate, stream_list, ref)
 

@@ -73,6 +73,11 @@ def _finish(fig, ax, path: str | Path, *, log_y: bool) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    from hwsim.files import write_atomic
+
+    path = Path(path)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png"))
+    finally:
+        plt.close(fig)
+    return path

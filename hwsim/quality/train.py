@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from hwsim.files import write_atomic, write_text_atomic
 from hwsim.paths import WORKLOADS_DIR
 
 EOS = "<|endoftext|>"
@@ -231,7 +232,8 @@ def _train(args, log) -> int:
             print(f"step {step} loss {loss.item():.4f} ema {ema:.4f} lr {lr_at(step):.2e} "
                   f"tokens_per_s {rate:.0f}", file=log)
         if (step + 1) % args.save_every == 0 and step + 1 < last:
-            torch.save({"step": step + 1, "model": model.state_dict()}, args.out / "partial.pt")
+            state = {"step": step + 1, "model": model.state_dict()}
+            write_atomic(args.out / "partial.pt", lambda tmp, state=state: torch.save(state, tmp))
     train_seconds = time.time() - train_started
 
     dtype = getattr(torch, args.dtype)
@@ -255,7 +257,7 @@ def _train(args, log) -> int:
         "data": {**provenance, "prose_tokens": len(prose_ids), "code_tokens": len(code_ids)},
         "validation": {"split": "workloads/texts/*.txt (held out of training)", **validation},
     }
-    (args.out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_text_atomic(args.out / "training.json", json.dumps(record, indent=1) + "\n")
     (args.out / "partial.pt").unlink(missing_ok=True)
     print(json.dumps(record["validation"]), file=log)
     return 0

@@ -6,7 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
+from hwsim.cache import add_cache_argument
 from hwsim.errors import HwsimInputError
+
+#: More local workers than this is a typo, not a machine.
+MAX_WORKERS = 1024
 
 
 def _execution_args(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +20,7 @@ def _execution_args(parser: argparse.ArgumentParser) -> None:
                         help="tcp://HOST:PORT of a running Dask scheduler, or `local` for a Dask "
                         "LocalCluster, or `inline` to run in this process for debugging (default: a local process pool)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_cache_argument(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _workers(args) -> int | None:
-    if args.workers is not None and args.workers < 1:
-        raise HwsimInputError(f"--workers {args.workers}: must be at least 1")
+    if args.workers is not None and not 1 <= args.workers <= MAX_WORKERS:
+        raise HwsimInputError(f"{args.workers} workers", key="--workers", allowed=f"1 to {MAX_WORKERS}")
     return args.workers
 
 
@@ -62,6 +67,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     spec, file = load_sweep(args.sweep)
+    _workers(args)
     out = resolve_out(args.out, spec.name)
     table, counts = run_sweep(spec, file, out, workers=_workers(args), scheduler=args.scheduler,
                               progress=not args.no_progress, report=not args.no_report)
@@ -71,16 +77,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from hwsim.files import check_output_dir
     from hwsim.sweeps.report import write_report
 
+    if not Path(args.dir).is_dir():
+        raise HwsimInputError("not a folder (give a sweep's --out folder)", file=args.dir)
+    check_output_dir(args.dir, flag="DIR")
     path = write_report(Path(args.dir))
     print(f"wrote {path} and {Path(args.dir) / 'figures'}/")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    import yaml
-
+    from hwsim.config.loading import parse_assignment
+    from hwsim.paths import slug
     from hwsim.sweeps.compare import to_markdown, write_compare
     from hwsim.sweeps.execute import resolve_out, run_sweep
     from hwsim.sweeps.report import write_report
@@ -88,15 +98,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if len(args.hardware) < 2:
         raise HwsimInputError("compare needs at least two hardware configurations", key="HW")
+    if len(set(args.hardware)) != len(args.hardware):
+        raise HwsimInputError(f"a configuration is listed twice: {' '.join(args.hardware)}", key="HW")
     started = time.perf_counter()
-    name = "-vs-".join(Path(h).stem for h in args.hardware)
+    _workers(args)
+    if args.experiment is not None:
+        from hwsim.sweeps.spec import base_experiment_path
+
+        try:
+            base_experiment_path(args.experiment, None)
+        except HwsimInputError as error:
+            raise HwsimInputError(f"unknown experiment {args.experiment!r}", key="--experiment",
+                                  allowed=error.allowed) from None
+    name = slug("-vs-".join(Path(h).stem for h in args.hardware))
     spec = hardware_sweep(args.hardware, args.experiment, name)
-    points = []
-    for assignment in args.overrides:
-        if "=" not in assignment:
-            raise HwsimInputError(f"--set {assignment!r}: expected dotted.key=value")
-        key, text = assignment.split("=", 1)
-        points.append((key.strip(), yaml.safe_load(text)))
+    points = [parse_assignment(assignment) for assignment in args.overrides]
     if points:
         spec = spec.model_copy(update={"points": [dict(points)]})
     out = resolve_out(args.out, f"compare/{name}")

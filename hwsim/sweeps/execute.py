@@ -2,7 +2,9 @@
 
 `run_point` is the whole unit of work: it simulates one validated experiment into a private temp folder
 and publishes it atomically, recording a failure as error.json instead of raising, so one bad point
-never stops the sweep and a killed sweep never leaves half a point behind.
+never stops the sweep and a killed sweep never leaves half a point behind. Pool workers watch the
+sweep's process and exit as soon as it is gone (SIGKILL included), and one folder runs one sweep at a
+time (a lock file `DIR/.hwsim-sweep.lock`; a second sweep on it is refused with a clear message).
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-from hwsim.sweeps.store import PointStore, write_json
+from hwsim.errors import HwsimInputError
+from hwsim.files import write_text_atomic
+from hwsim.sweeps.store import PointStore, process_alive, write_json
+
+LOCK_NAME = ".hwsim-sweep.lock"
+#: Seconds between a worker's checks that the sweep that started it still lives.
+PARENT_POLL_S = 0.5
 
 _ENTROPIES: dict[tuple | None, list] = {}
 
@@ -53,15 +61,14 @@ def run_point(task: dict) -> dict:
         entropies = cached_entropies(exp)
         result = run_experiment(exp, tmp if task["keep_steps"] else None, entropies=entropies)
         if not task["keep_steps"]:
-            (tmp / "summary.json").write_text(
-                json.dumps(result.summary, indent=2, sort_keys=True))
-            (tmp / "resolved.yaml").write_text(yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False))
+            write_text_atomic(tmp / "summary.json", json.dumps(result.summary, indent=2, sort_keys=True))
+            write_text_atomic(tmp / "resolved.yaml", yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False))
         write_json(tmp / "point.json", {**meta, "wall_s": time.perf_counter() - started, "status": "ok"})
         store.publish(tmp, point_hash)
         return {"point_hash": point_hash, "status": "ok", "error": ""}
     except Exception as error:  # noqa: BLE001 - recorded, not raised: the sweep goes on
         for child in tmp.iterdir():
-            child.unlink()
+            child.unlink(missing_ok=True)
         message = f"{type(error).__name__}: {error}"
         write_json(tmp / "error.json", {**meta, "error": message, "traceback": traceback.format_exc(),
                                         "wall_s": time.perf_counter() - started})
@@ -124,10 +131,24 @@ def execute(points: list, store: PointStore, *, workers: int | None = None, sche
     return counts
 
 
+def _watch_parent(parent_pid: int) -> None:
+    """Pool initializer: a daemon thread ends this worker the moment the sweep process is gone, so a
+    killed sweep leaves no worker computing (and publishing) points behind it."""
+    import threading
+
+    def watch() -> None:
+        while process_alive(parent_pid):
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="hwsim-parent-watch", daemon=True).start()
+
+
 def _run_pool(tasks: list[dict], workers: int, finished) -> None:
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context,
+                             initializer=_watch_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(run_point, task): task for task in tasks}
         try:
             for future in as_completed(futures):
@@ -150,7 +171,11 @@ def _run_dask(tasks: list[dict], scheduler: str, workers: int, finished) -> None
                                dashboard_address=None)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as error:
+            raise HwsimInputError(f"cannot reach the Dask scheduler at {scheduler} ({type(error).__name__}: "
+                                  f"{error})", key="--scheduler") from None
     try:
         futures = client.map(run_point, tasks, pure=False)
         task_of = {future.key: task for future, task in zip(futures, tasks)}
@@ -170,33 +195,75 @@ def default_workers() -> int:
 
 
 def resolve_out(out: str | Path | None, name: str) -> Path:
-    from hwsim.paths import REPORTS_DIR
+    from hwsim.paths import REPORTS_DIR, output_path
 
-    return Path(out) if out else REPORTS_DIR / name
+    return Path(out) if out else output_path(REPORTS_DIR, *name.split("/"), key="name")
 
 
 def run_sweep(spec, sweep_file: Path | None, out: Path, *, workers: int | None = None,
               scheduler: str | None = None, progress: bool = True, report: bool = True):
     """Expand, run what is unfinished, write results.parquet/csv and (by default) the report.
     Returns (results table, counts)."""
-    from hwsim.files import write_atomic
+    from hwsim.files import check_output_dir, write_atomic
     from hwsim.sweeps.report import write_report
     from hwsim.sweeps.spec import expand
     from hwsim.sweeps.store import results_table, write_results
 
+    check_scheduler(scheduler)
     points = expand(spec, sweep_file)
-    out = Path(out)
+    out = check_output_dir(Path(out))
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "sweep.yaml", lambda tmp: tmp.write_text(
-        yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)))
-    store = PointStore(out)
-    counts = execute(points, store, workers=workers, scheduler=scheduler, progress=progress)
-    table = results_table(points, store)
-    if spec.quality:
-        from hwsim.sweeps.quality_columns import add_quality_columns
+    with folder_lock(out):
+        write_atomic(out / "sweep.yaml", lambda tmp: tmp.write_text(
+            yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)))
+        store = PointStore(out)
+        counts = execute(points, store, workers=workers, scheduler=scheduler, progress=progress)
+        table = results_table(points, store)
+        if spec.quality:
+            from hwsim.sweeps.quality_columns import add_quality_columns
 
-        table = add_quality_columns(table, points, spec.quality_options)
-    write_results(table, out)
-    if report:
-        write_report(out, title=f"hwsim sweep report: {spec.name}")
+            table = add_quality_columns(table, points, spec.quality_options)
+        write_results(table, out)
+        if report:
+            write_report(out, title=f"hwsim sweep report: {spec.name}")
     return table, counts
+
+
+def folder_lock(out: Path):
+    """Hold `DIR/.hwsim-sweep.lock` for the whole run; a second sweep on the same folder is refused
+    (it would otherwise compute the same points twice and race on their publication)."""
+    from contextlib import contextmanager
+
+    import filelock
+
+    @contextmanager
+    def held():
+        lock = filelock.FileLock(str(out / LOCK_NAME), timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise HwsimInputError(f"another hwsim sweep is running on {out} (lock {out / LOCK_NAME}); "
+                                  "wait for it to finish or give another --out", key="--out") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    return held()
+
+
+def check_scheduler(scheduler: str | None) -> None:
+    """None, inline, local or tcp://HOST:PORT (tls:// too): anything else is refused before work."""
+    import re
+
+    if scheduler in (None, "inline", "local"):
+        return
+    if not isinstance(scheduler, str) or not re.fullmatch(r"(tcp|tls)://[^\s/:]+:\d{1,5}", scheduler):
+        raise HwsimInputError(f"{scheduler!r} is not a scheduler", key="--scheduler",
+                              allowed="local, inline, or tcp://HOST:PORT of a running Dask scheduler")
+    host, port = scheduler.split("://", 1)[1].rsplit(":", 1)
+    try:  # a quick probe before any output exists (Dask's own connect waits much longer)
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as error:
+        raise HwsimInputError(f"cannot reach the Dask scheduler at {scheduler} ({error})",
+                              key="--scheduler") from None

@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from hwsim.files import write_atomic
+
 MODEL, HW, BATCH = "cfg.model.name", "cfg.hardware.name", "cfg.workload.batch_size"
 THRESHOLD, LOW, HIGH = "cfg.policy.threshold_bits", "cfg.policy.low_bits", "cfg.policy.high_bits"
 TRAFFIC, ENERGY, GAIN = "saving_dram_bytes_per_token_pct", "saving_energy_per_token_pct", "gain_tokens_per_s_pct"
@@ -45,10 +47,10 @@ def sentence(label: str) -> str:
 def save(fig, folder: Path, name: str, title: str, caption: str) -> Figure:
     folder.mkdir(parents=True, exist_ok=True)
     png, svg = folder / f"{name}.png", folder / f"{name}.svg"
-    fig.savefig(png, dpi=100)
+    write_atomic(png, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     fig.set_layout_engine("none")  # keep the layout just computed: the SVG need not solve it again
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: smaller, faster to write
-        fig.savefig(svg)
+        write_atomic(svg, lambda tmp: fig.savefig(tmp, format="svg"))
     plt.close(fig)
     return Figure(name=name, title=title, caption=caption, png=png, svg=svg)
 

@@ -33,7 +33,16 @@ def load_results(out: Path) -> pd.DataFrame:
     path = Path(out) / "results.parquet"
     if not path.is_file():
         raise HwsimInputError("no results.parquet here: run `hwsim sweep --out DIR` first", file=path)
-    return pd.read_parquet(path)
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as error:  # truncated or not Parquet (pyarrow's errors are both)
+        raise HwsimInputError(f"not a readable results table ({type(error).__name__}: {error}); rerun the "
+                              "sweep into this folder to rewrite it", file=path) from None
+    missing = {"status", "point_hash"} - set(table.columns)
+    if missing:
+        raise HwsimInputError(f"not a sweep results table: no column(s) {', '.join(sorted(missing))}",
+                              file=path)
+    return table
 
 
 def choose_point(ok: pd.DataFrame, out: Path) -> tuple[pd.Series, pd.DataFrame] | None:
@@ -46,7 +55,10 @@ def choose_point(ok: pd.DataFrame, out: Path) -> tuple[pd.Series, pd.DataFrame] 
         row = with_steps.loc[with_steps[F.TRAFFIC].idxmax()]
     else:
         row = with_steps.iloc[0]
-    return row, pd.read_parquet(store.point_dir(row["point_hash"]) / "steps.parquet")
+    try:
+        return row, pd.read_parquet(store.point_dir(row["point_hash"]) / "steps.parquet")
+    except (OSError, ValueError):  # a damaged steps file: draw the report without the timeline
+        return None
 
 
 def draw_figures(ok: pd.DataFrame, out: Path, functions=FIGURE_FUNCTIONS,

@@ -10,6 +10,7 @@ the later part (zip over grid, points over zip) wins.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -17,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from hwsim import __version__
 from hwsim.config.loading import load_experiment, read_yaml, set_dotted, validate
 from hwsim.errors import HwsimInputError
-from hwsim.paths import CONFIGS_DIR
+from hwsim.paths import CONFIGS_DIR, SAFE_NAME_PATTERN
+from hwsim.records import Frozen
 from hwsim.sweeps.quality_columns import QualityOptions
 
 SWEEPS_DIR = CONFIGS_DIR / "sweeps"
@@ -30,12 +32,10 @@ DEFAULT_SWEEP = SWEEPS_DIR / "default.yaml"
 EXPERIMENTS_DIR = CONFIGS_DIR / "experiments"
 
 
-class SweepSpec(BaseModel):
+class SweepSpec(Frozen):
     """What a sweep file may hold. Axis keys are dotted experiment keys (`policy.threshold_bits`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field("sweep", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field("sweep", pattern=SAFE_NAME_PATTERN)
     description: str = ""
     base: str = Field("default", description="experiment file (relative to the sweep file) or a name "
                       "under configs/experiments")
@@ -107,6 +107,9 @@ def experiment_hash(experiment) -> str:
 
 
 def base_experiment_path(ref: str, sweep_file: Path | None) -> Path:
+    if not isinstance(ref, str) or not ref:
+        raise HwsimInputError(f"base must be an experiment name or .yaml path, not {ref!r}", file=sweep_file,
+                              key="base")
     base_dir = sweep_file.parent if sweep_file else Path.cwd()
     for candidate in (base_dir / ref, Path(ref)):
         if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
@@ -157,14 +160,22 @@ def expand(spec: SweepSpec, sweep_file: Path | None = None) -> list[Point]:
     base_raw = read_yaml(base_path)
     if not isinstance(base_raw, dict):
         raise HwsimInputError("an experiment file must hold a mapping", file=base_path)
+    from hwsim.checks import check_experiment
+
     assignments = spec.assignments()
-    points, problems = [], []
+    points, problems, first_of, seen_traces = [], [], {}, set()
     for index, params in enumerate(assignments):
-        raw = json.loads(json.dumps(base_raw))  # deep copy of plain YAML data
+        canonical = json.dumps(params, sort_keys=True, default=str)
+        if canonical in first_of:  # the same point twice would be two identical rows
+            problems.append(f"point {index} repeats point {first_of[canonical]} ({canonical})")
+            continue
+        first_of[canonical] = index
+        raw = copy.deepcopy(base_raw)
         try:
             for key in sorted(params, key=lambda k: k.count(".")):
-                set_dotted(raw, key, params[key])
+                set_dotted(raw, key, params[key], file=sweep_file)
             exp = load_experiment(base_path, raw=raw)
+            check_experiment(exp, file=base_path, seen_traces=seen_traces)  # capacity, traces: up front
         except HwsimInputError as error:
             shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
             problems.append(f"point {index} ({shown}): {error}")
@@ -175,10 +186,10 @@ def expand(spec: SweepSpec, sweep_file: Path | None = None) -> list[Point]:
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise HwsimInputError("; ".join(problems[:3]) + more, file=sweep_file or "sweep")
-    return _mark_keep_steps(spec, points)
+    return _mark_keep_steps(spec, points, sweep_file)
 
 
-def _mark_keep_steps(spec: SweepSpec, points: list[Point]) -> list[Point]:
+def _mark_keep_steps(spec: SweepSpec, points: list[Point], sweep_file: Path | None = None) -> list[Point]:
     """Steps are kept for every point of a small sweep, else for the `keep_steps` matches (or the first
     point), so the report's timeline figure always has one point to draw."""
     if len(points) <= spec.keep_steps_all_below:
@@ -186,7 +197,8 @@ def _mark_keep_steps(spec: SweepSpec, points: list[Point]) -> list[Point]:
     elif spec.keep_steps:
         keep = [_matches(p.params, flatten(p.resolved), spec.keep_steps) for p in points]
         if not any(keep):
-            raise HwsimInputError(f"keep_steps {spec.keep_steps} matches no point", key="keep_steps")
+            raise HwsimInputError(f"keep_steps {spec.keep_steps} matches no point", key="keep_steps",
+                                  file=sweep_file)
     else:
         keep = [i == 0 for i in range(len(points))]
     return [Point(index=p.index, params=p.params, experiment=p.experiment, point_hash=p.point_hash,

@@ -3,7 +3,9 @@
 A worker fills a private temp folder (`points/.tmp-<hash>-<random>`) and renames it into place with
 os.replace, so a point folder either holds a complete result or does not exist: a sweep killed at any
 moment (SIGKILL included) loses only the points in flight, and the next run skips what finished.
-A finished point has `summary.json`; a failed one has `error.json` (retried on the next run).
+A finished point has `summary.json`; a failed one has `error.json` (retried on the next run). An error
+record never replaces a finished point, and a temp folder is removed only once the process named in
+it is gone, so a store is safe under a second process (the sweep also holds a folder lock).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hwsim.files import write_atomic
+from hwsim.files import write_atomic, write_text_atomic
 from hwsim.geometry import footprint
 from hwsim.policies.base import state_bytes
 
@@ -37,22 +39,27 @@ class PointStore:
         return self.points_dir / point_hash
 
     def is_done(self, point_hash: str) -> bool:
-        return (self.point_dir(point_hash) / "summary.json").is_file()
+        """A readable summary.json (a half-written one from an older hwsim counts as not done)."""
+        return self.read(point_hash)[0] == "ok"
 
     def has_steps(self, point_hash: str) -> bool:
         return (self.point_dir(point_hash) / "steps.parquet").is_file()
 
     def new_tmp(self, point_hash: str) -> Path:
-        tmp = self.points_dir / f"{TMP_PREFIX}{point_hash[:16]}-{uuid.uuid4().hex[:8]}"
+        tmp = self.points_dir / f"{TMP_PREFIX}{point_hash[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
         return tmp
 
     def publish(self, tmp: Path, point_hash: str) -> Path:
-        """Move a filled temp folder into place; an older result (failed, or lacking steps) is replaced."""
+        """Move a filled temp folder into place; an older result (failed, or lacking steps) is replaced,
+        but an error record never replaces a finished point (the late failure is dropped)."""
         final = self.point_dir(point_hash)
         old = None
+        if not (tmp / "summary.json").is_file() and self.is_done(point_hash):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return final
         if final.exists():
-            old = self.points_dir / f"{TMP_PREFIX}old-{point_hash[:16]}-{uuid.uuid4().hex[:8]}"
+            old = self.points_dir / f"{TMP_PREFIX}old-{point_hash[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             os.replace(final, old)
         os.replace(tmp, final)
         if old is not None:
@@ -67,10 +74,11 @@ class PointStore:
         self.publish(tmp, point_hash)
 
     def clean_tmp(self) -> int:
-        """Remove temp folders left by a killed run. Call only when no worker of this store runs."""
+        """Remove temp folders left by killed runs: only those whose owner process is gone."""
         if not self.points_dir.is_dir():
             return 0
-        stale = [p for p in self.points_dir.iterdir() if p.name.startswith(TMP_PREFIX)]
+        stale = [p for p in self.points_dir.iterdir()
+                 if p.name.startswith(TMP_PREFIX) and not process_alive(owner_pid(p.name))]
         for path in stale:
             shutil.rmtree(path, ignore_errors=True)
         return len(stale)
@@ -78,15 +86,48 @@ class PointStore:
     def read(self, point_hash: str) -> tuple[str, dict, str]:
         """(status, summary, error) of one point: ok, failed or missing."""
         folder = self.point_dir(point_hash)
-        if (folder / "summary.json").is_file():
-            return "ok", json.loads((folder / "summary.json").read_text()), ""
-        if (folder / "error.json").is_file():
-            return "failed", {}, json.loads((folder / "error.json").read_text()).get("error", "")
+        summary = _read_json(folder / "summary.json")
+        if isinstance(summary, dict):
+            return "ok", summary, ""
+        error = _read_json(folder / "error.json")
+        if isinstance(error, dict):
+            return "failed", {}, str(error.get("error", ""))
         return "missing", {}, ""
 
 
+def _read_json(path: Path) -> Any:
+    """The parsed file, or None when it is absent or unreadable (then the point is simply redone)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def owner_pid(name: str) -> int | None:
+    """The process id in a temp name `.tmp-[old-]HASH-PID-RANDOM` (None for older names without one)."""
+    parts = name.removeprefix(TMP_PREFIX).removeprefix("old-").split("-")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether `pid` is a live process on this host (a zombie counts as gone)."""
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def param_value(value: Any) -> Any:

@@ -76,9 +76,32 @@ def extract_command(args: argparse.Namespace) -> str:
     return shlex.join(words + ["--out", str(args.out)])
 
 
+def check_extract_args(args: argparse.Namespace) -> None:
+    """Counts, sizes and the output file are checked before a model is loaded."""
+    import math
+
+    from hwsim.errors import HwsimInputError
+    from hwsim.files import check_output_file
+
+    limits = (("--max-tokens", args.max_tokens, 1, 1 << 24), ("--context", args.context, 2, 1 << 20),
+              ("--stride", args.stride, 1, args.context), ("--threads", args.threads, 1, 1024))
+    for flag, value, low, high in limits:
+        if value is not None and not low <= value <= high:
+            raise HwsimInputError(f"{value} is out of range", key=flag, allowed=f"{low} to {high:,}")
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        raise HwsimInputError(f"{args.temperature} is not a temperature", key="--temperature",
+                              allowed="a finite number >= 0 (0 = greedy)")
+    if args.out.suffix != ".parquet":
+        raise HwsimInputError(f"{args.out}: a trace is written as .parquet", key="--out")
+    check_output_file(args.out)
+    if args.text is not None and not args.text.is_file():
+        raise HwsimInputError("text file not found", file=args.text, key="--text")
+
+
 def _extract(args: argparse.Namespace) -> int:
     from hwsim.traces.extract import extract
 
+    check_extract_args(args)
     frame = extract(model=args.model, gguf=args.gguf, revision=args.revision, text=args.text, prompt=args.prompt,
                     mode=args.mode, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed,
                     context=args.context, stride=args.stride, chat=args.chat, threads=args.threads, out=args.out,
@@ -88,8 +111,13 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _source(args: argparse.Namespace) -> int:
+    from hwsim.errors import HwsimInputError
+    from hwsim.files import check_output_file
     from hwsim.traces import sources
 
+    if args.source_kind == "pydocs" and not 1 <= args.max_chars <= 1 << 30:
+        raise HwsimInputError(f"{args.max_chars} is out of range", key="--max-chars", allowed="1 to 2^30")
+    check_output_file(args.out)
     if args.source_kind == "pydocs":
         text, info = sources.pydocs_text(args.start_topic, args.max_chars)
     else:
@@ -103,6 +131,10 @@ def _stats(args: argparse.Namespace) -> int:
     from hwsim.traces.catalog import load_trace
     from hwsim.traces.stats import entropy_table, plot_histograms
 
+    if args.plot:
+        from hwsim.files import check_output_file
+
+        check_output_file(args.plot, flag="--plot")
     traces = [load_trace(name) for name in args.traces]
     print(entropy_table(traces).to_string(float_format=lambda x: f"{x:.3f}"))
     if args.plot:

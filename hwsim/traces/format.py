@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hwsim.errors import HwsimInputError
+from hwsim.files import write_atomic
 
 PROVENANCE_KEY = b"hwsim.provenance"
 #: Column name -> numpy dtype; token_text is read only when asked for.
@@ -32,6 +34,13 @@ TEXT_COLUMN = "token_text"
 COLUMNS = ("position", "token_id", TEXT_COLUMN, "entropy_bits", "top1_prob", "surprisal_bits")
 #: Slack for float32 entropies that reach log2(vocab) on near-uniform distributions.
 ENTROPY_SLACK_BITS = 1e-3
+#: Without a known vocabulary, entropies above log2 of this many tokens are suspicious (warned about).
+SANE_VOCAB = 1 << 24
+MAX_VOCAB = 1 << 40
+
+
+class TraceWarning(UserWarning):
+    """A trace that loads but looks implausible (shown once per file)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,28 +70,35 @@ def write_trace(path: str | Path, frame: pd.DataFrame, provenance: dict) -> Path
     metadata = dict(table.schema.metadata or {})
     metadata[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True).encode()
     table = table.replace_schema_metadata(metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="zstd")
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     return path
 
 
 def read_provenance(path: str | Path) -> dict:
     """Provenance only (Parquet metadata, or the CSV's sidecar JSON); {} when there is none."""
     path = Path(path)
-    if path.suffix == ".parquet":
-        raw = (pq.read_schema(path).metadata or {}).get(PROVENANCE_KEY)
-        text = raw.decode() if raw else None
-    else:
-        sidecar = path.with_name(path.name + ".json")
-        text = sidecar.read_text() if sidecar.exists() else None
+    try:
+        if path.suffix == ".parquet":
+            raw = (pq.read_schema(path).metadata or {}).get(PROVENANCE_KEY)
+            text = raw.decode() if raw else None
+        else:
+            sidecar = path.with_name(path.name + ".json")
+            text = sidecar.read_text(encoding="utf-8") if sidecar.exists() else None
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as error:
+        raise HwsimInputError(f"cannot read provenance ({type(error).__name__}: {error})", file=path) from None
     if text is None:
         return {}
     try:
         provenance = json.loads(text)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, RecursionError) as error:
         raise HwsimInputError(f"provenance is not valid JSON ({error})", file=path) from None
     if not isinstance(provenance, dict):
         raise HwsimInputError("provenance must be a JSON object", file=path)
+    vocab = provenance.get("vocab_size")
+    if vocab is not None and (isinstance(vocab, bool) or not isinstance(vocab, int)
+                              or not 2 <= vocab <= MAX_VOCAB):
+        raise HwsimInputError(f"vocab_size {vocab!r} is not a vocabulary size", file=path,
+                              key="provenance.vocab_size", allowed="an integer from 2 to 2^40")
     return provenance
 
 
@@ -97,14 +113,20 @@ def read_trace(path: str | Path, name: str | None = None, with_text: bool = Fals
             present = set(pq.read_schema(path).names)
             _require_columns(path, present, wanted)
             frame = pq.read_table(path, columns=wanted).to_pandas()
-        except pa.ArrowException as error:
-            raise HwsimInputError(f"not a readable Parquet file ({error})", file=path) from None
+        except (pa.ArrowException, OSError, ValueError) as error:  # corrupt pages raise any of these
+            if isinstance(error, HwsimInputError):
+                raise
+            raise HwsimInputError(f"not a readable Parquet file ({type(error).__name__}: {error})",
+                                  file=path) from None
     elif path.suffix == ".csv":
         try:
             frame = pd.read_csv(path, keep_default_na=False, na_values={c: ["", "nan", "NaN"]
                                                                       for c in NUMERIC_COLUMNS})
         except pd.errors.EmptyDataError:
             raise HwsimInputError("empty trace: no header and no rows", file=path) from None
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as error:
+            raise HwsimInputError(f"not a readable CSV trace ({type(error).__name__}: {error})",
+                                  file=path) from None
         _require_columns(path, set(frame.columns), wanted)
     else:
         raise HwsimInputError(f"unknown trace file type {path.suffix!r}", file=path, allowed=".parquet, .csv")
@@ -150,6 +172,8 @@ def _validate(path: Path, a: dict[str, np.ndarray], provenance: dict) -> None:
         raise HwsimInputError("empty trace: no rows", file=path)
     if (rows := np.flatnonzero(np.isnan(entropy))).size:
         fail("entropy_bits", rows, "entropy is NaN")
+    if (rows := np.flatnonzero(~np.isfinite(entropy))).size:
+        fail("entropy_bits", rows, "entropy is not finite")
     if (rows := np.flatnonzero(entropy < 0)).size:
         fail("entropy_bits", rows, "entropy is negative")
     vocab = provenance.get("vocab_size")
@@ -157,6 +181,13 @@ def _validate(path: Path, a: dict[str, np.ndarray], provenance: dict) -> None:
         limit = math.log2(int(vocab)) + ENTROPY_SLACK_BITS
         if (rows := np.flatnonzero(entropy > limit)).size:
             fail("entropy_bits", rows, f"entropy above log2(vocab_size={vocab}) = {math.log2(int(vocab)):.3f} bits")
+    elif (rows := np.flatnonzero(entropy > math.log2(SANE_VOCAB))).size:
+        warnings.warn(f"{path}: entropy_bits: {rows.size} row(s) above {math.log2(SANE_VOCAB):.0f} bits "
+                      f"(first: row {rows[0]}, {entropy[rows[0]]:g}); no vocab_size in the provenance to "
+                      "check them against", TraceWarning, stacklevel=3)
+    for column in ("top1_prob", "surprisal_bits"):
+        if (rows := np.flatnonzero(np.isinf(a[column]))).size:
+            fail(column, rows, "value is not finite")
     top1 = a["top1_prob"]
     if (rows := np.flatnonzero(~((top1 > 0) & (top1 <= 1 + 1e-6)))).size:
         fail("top1_prob", rows, "top-1 probability outside (0, 1]")

@@ -58,9 +58,10 @@ def _stdlib_root(origin: Path, module: str) -> Path:
 
 def write_text(out: Path, text: str, info: dict) -> Path:
     """Write the text and its sidecar JSON (source, licence, Python version)."""
+    from hwsim.files import write_text_atomic
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    write_text_atomic(out, text)
     sidecar = {"licence": PSF_LICENCE, "python_version": platform.python_version(), **info}
-    out.with_name(out.name + ".json").write_text(json.dumps(sidecar, indent=1) + "\n")
+    write_text_atomic(out.with_name(out.name + ".json"), json.dumps(sidecar, indent=1) + "\n")
     return out

@@ -43,7 +43,12 @@ def plot_histograms(traces: list[Trace], out: str | Path) -> Path:
     axes[-1, 0].set_xlabel("next-token entropy (bits)")
     fig.suptitle("Next-token entropy per trace (share of tokens per 0.25-bit bin)")
     fig.tight_layout()
+    from hwsim.files import write_atomic
+
     out = Path(out)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    fmt = out.suffix.lstrip(".").lower() or "png"
+    try:
+        write_atomic(out, lambda tmp: fig.savefig(tmp, dpi=110, format=fmt))
+    finally:
+        plt.close(fig)
     return out
