@@ -2,7 +2,11 @@
 Dask LocalCluster (speedups against 1 worker). Every run starts from an empty output folder, so the
 figures include pool start-up; report drawing is timed separately.
 
-    python benchmarks/bench_sweep.py [--subset N] [--traces a.parquet ...]
+    python benchmarks/bench_sweep.py [--subset N] [--traces a.parquet ...] [--large N]
+
+`--large N` also times an N-point sweep (the default sweep's axes with more thresholds and seeds,
+384 steps per point, each with its baseline) on 2 workers: the design-space exploration rate (target:
+10,000 points in under 10 minutes, i.e. 17 points/s).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=24, help="points for the worker comparison")
     parser.add_argument("--traces", nargs="*", default=None,
                         help="replay these trace files instead of the shipped set (before the catalog exists)")
+    parser.add_argument("--large", type=int, default=0, help="also time a sweep of this many points")
     args = parser.parse_args()
     spec, file = load_sweep(args.sweep)
     base = str(file.parent / spec.base) if file and (file.parent / spec.base).suffix == ".yaml" else spec.base
@@ -60,6 +65,21 @@ def main() -> None:
         two = timed("local pool, 2 workers", small, tmp / "w2", workers=2)
         dask = timed("Dask LocalCluster, 2 workers", small, tmp / "dask", workers=2, scheduler="local")
         print(f"speedup 2 vs 1 worker: {two / one:.2f}x; Dask LocalCluster (2) vs 1 worker: {dask / one:.2f}x")
+        if args.large:
+            timed(f"{args.large}-point sweep, 2 workers", large_sweep(spec, args.large), tmp / "large", workers=2)
+
+
+def large_sweep(spec, points: int):
+    """The default sweep's grid with thresholds and seeds added until it has at least `points` points,
+    then cut to exactly `points` with an explicit point list."""
+    grid = dict(spec.grid)
+    grid["policy.threshold_bits"] = [round(0.25 * k, 2) for k in range(1, 25)]
+    base = len(expand(spec.model_copy(update={"grid": grid, "keep_steps": None})))
+    grid["workload.seed"] = list(range(-(-points // base)))
+    big = spec.model_copy(update={"grid": grid, "keep_steps": None})
+    rows = [p.params for p in expand(big)][:points]
+    return spec.model_copy(update={"grid": {}, "points": [{**r, "workload.steps": 384} for r in rows],
+                                   "keep_steps": None})
 
 
 if __name__ == "__main__":
