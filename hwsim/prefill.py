@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hwsim.bounds import roofline
 from hwsim.config.experiment import Experiment
 from hwsim.energy import add_energy, energy_table
 from hwsim.geometry import ModelFootprint
@@ -51,12 +52,8 @@ def simulate_prefill(exp: Experiment, fp: ModelFootprint, dram: DramTiming | Non
         timed = _gpu(exp, plan, dram, tokens, ssm_write, conv_write)
     else:
         timed = _dataflow(exp, fp, plan, dram, tokens, ssm_write, conv_write, budget_bytes)
-    peak_dram = hw.dram.peak_bandwidth_GBps if hw.dram else float("inf")
-    matmul_key = "fp16" if hw.execution.kind == "gpu" else fp.weight_precision_key
-    bound = {"prefill_bound_dram_time_ns": timed["dram_bytes"] / peak_dram,
-             "prefill_bound_matmul_time_ns": matmul_flops / (hw.compute.matmul_TFLOPS[matmul_key] * 1e3),
-             "prefill_bound_vector_time_ns": vector_ops / hw.compute.vector_GFLOPS}
-    bound["prefill_bound_time_ns"] = max(bound.values())
+    bound = roofline(hw, fp.weight_precision_key, dram_bytes=timed["dram_bytes"], matmul_flops=matmul_flops,
+                     vector_ops=vector_ops, prefix="prefill_bound_")
     actions = pd.DataFrame({"dram_read_bits": [8.0 * timed["dram_read_bytes"]],
                             "dram_write_bits": [8.0 * timed["dram_write_bytes"]],
                             "dram_activates": [timed["dram_activates"]],

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from hwsim import __version__
+from hwsim.bounds import roofline
 from hwsim.config.experiment import Experiment
 from hwsim.energy import add_energy, energy_table
 from hwsim.engine import DecodeEngine
@@ -53,17 +54,11 @@ def baseline_of(exp: Experiment) -> Experiment:
 
 
 def analytic_bound(exp: Experiment, acc: SummaryAccumulator, weight_key: str) -> dict[str, float]:
-    """Roofline: no schedule beats bytes / peak bandwidth or operations / peak throughput."""
-    s, hw = acc.sums, exp.hardware
-    dram_ns = float(s["dram_bytes"]) / hw.dram.peak_bandwidth_GBps if hw.dram else 0.0
-    matmul_key = "fp16" if hw.execution.kind == "gpu" else weight_key  # a GPU GEMM runs at activation precision
-    matmul_ns = 2.0 * float(s["matmul_macs"]) / (hw.compute.matmul_TFLOPS[matmul_key] * 1e3)
-    vector_ns = float(s["vector_ops"]) / hw.compute.vector_GFLOPS
-    sram_ns = float(s["sram_read_bytes"] + s["sram_write_bytes"]) / hw.sram.bandwidth_GBps
-    bound = {"bound_dram_time_ns": dram_ns, "bound_matmul_time_ns": matmul_ns,
-             "bound_vector_time_ns": vector_ns, "bound_sram_time_ns": sram_ns}
-    bound["bound_time_ns"] = max(bound.values())
-    return bound
+    """The roofline of the decode run (`hwsim.bounds`) from its summed bytes and operations."""
+    s = acc.sums
+    return roofline(exp.hardware, weight_key, dram_bytes=float(s["dram_bytes"]),
+                    matmul_flops=2.0 * float(s["matmul_macs"]), vector_ops=float(s["vector_ops"]),
+                    sram_bytes=float(s["sram_read_bytes"] + s["sram_write_bytes"]))
 
 
 def detailed_queue(exp: Experiment, fp):

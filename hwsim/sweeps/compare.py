@@ -78,11 +78,12 @@ def metric_bars(table: pd.DataFrame, folder: Path) -> F.Figure:
 
 def roofline(results: pd.DataFrame, folder: Path) -> F.Figure:
     """Each configuration at x = FLOPs per DRAM byte, y = achieved FLOP/s (gated: filled, baseline:
-    hollow), under its own roofline min(peak matmul FLOP/s, intensity x DRAM peak bandwidth)."""
+    hollow), under its own roofline min(peak matmul FLOP/s, intensity x DRAM peak bandwidth): matmul
+    FLOPs only, the same rule as the run's bound (`hwsim.bounds`); element-wise work has its own peak."""
     import matplotlib.pyplot as plt
 
     ok = results[results["status"] == "ok"]
-    flops = ok["analytic_flops_per_token"]
+    flops = ok["analytic_matmul_flops_per_token"]
     intensity = flops / ok["dram_bytes_per_token"].replace(0, np.nan)
     achieved = flops * ok["tokens_per_s"]
     base_intensity = flops / ok.get("baseline_dram_bytes_per_token", pd.Series(np.nan, ok.index)).replace(0, np.nan)
@@ -113,7 +114,9 @@ def roofline(results: pd.DataFrame, folder: Path) -> F.Figure:
     title = "Roofline: each hardware configuration and its ceiling"
     ax.set_title(title)
     ax.legend(fontsize=7)
-    caption = "FLOPs per token from the model geometry (matmuls, scan, conv, LM head) x tokens/s."
+    caption = ("Matmul FLOPs per token from the model geometry (projections and LM head) x tokens/s, under "
+               "the matmul peak: the rule of the run's analytic bound. Scan and conv work runs on the "
+               "vector units and is bounded separately in summary.json (bound_vector_time_ns).")
     if skipped:
         caption += f" Not placed (no DRAM traffic): {', '.join(skipped)}."
     return F.save(fig, folder, "compare_roofline", title, caption)

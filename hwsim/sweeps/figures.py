@@ -240,7 +240,7 @@ def _phase_intensity(ax, df: pd.DataFrame, models: pd.DataFrame, batch: np.ndarr
     for k, (model, row) in enumerate(models.iterrows()):
         weights, ssm = row["analytic_weight_bytes_per_step"], row["analytic_ssm_state_bytes_per_stream_step"]
         conv = row.get("analytic_conv_state_bytes_per_stream_step", 0.0)
-        flops = row["analytic_flops_per_token"]
+        flops = row["analytic_matmul_flops_per_token"]
         decode = batch * flops / (weights + batch * (ssm + conv))
         prefill = batch * PREFILL_TOKENS * flops / (weights + batch * (ssm + conv) / 2)
         ax.plot(batch, decode, color=f"C{k}", label=f"{model}: decode step")
@@ -253,7 +253,7 @@ def _phase_intensity(ax, df: pd.DataFrame, models: pd.DataFrame, batch: np.ndarr
                 ax.annotate(f"ridge {hardware}: {ridge:.0f} FLOP/B", (batch[0], ridge), fontsize=7,
                             va="bottom", color="grey")
     ax.set_yscale("log")
-    ax.set_ylabel("FLOPs per DRAM byte")
+    ax.set_ylabel("matmul FLOPs per DRAM byte")
     ax.set_title("Prefill is compute-bound, decode memory-bound")
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hwsim.bounds import matmul_precision
 from hwsim.files import write_atomic, write_text_atomic
 from hwsim.geometry import footprint
 from hwsim.policies.base import state_bytes
@@ -152,24 +153,25 @@ CONFIG_COLUMNS = {
 
 def analytic_columns(exp) -> dict[str, float]:
     """Closed-form figures of a point (geometry and hardware datasheet), for the report's curves:
-    per-step weight bytes, per-stream state bytes read+written at high precision, FLOPs per token, and
-    the hardware roofline (peak matmul FLOP/s at the model's weight precision, DRAM peak bandwidth)."""
+    per-step weight bytes, per-stream state bytes read+written at high precision, matmul FLOPs and fp32
+    element-wise ops per token, and the hardware's peaks by the rule of `hwsim.bounds`."""
     fp = footprint(exp.model)
     policy, layer = exp.policy, fp.layer
     ssm = 2.0 * fp.n_layers * float(state_bytes(layer.ssm_state_elements, policy.high_bits,
                                                 policy.group_size, policy.scale_bits))
     conv = 2.0 * fp.n_layers * fp.conv_state_bytes_per_stream_layer
-    flops = (fp.n_layers * (fp.matmul_flops_per_stream_layer + layer.scan_ops + layer.conv_ops)
-             + fp.lm_head_flops_per_stream)
+    vector = fp.n_layers * (layer.scan_ops + layer.conv_ops)
     hw = exp.hardware
     return {
         "analytic_weight_bytes_per_step": fp.weight_bytes_total,
         "analytic_ssm_state_bytes_per_stream_step": ssm,
         "analytic_conv_state_bytes_per_stream_step": conv,
         "analytic_state_crossover_batch": fp.weight_bytes_total / ssm,
-        "analytic_flops_per_token": float(flops),
+        "analytic_vector_ops_per_token": float(vector),
+        "analytic_matmul_flops_per_token": float(fp.n_layers * fp.matmul_flops_per_stream_layer
+                                                 + fp.lm_head_flops_per_stream),
         "hw_peak_matmul_TFLOPS": float(hw.compute.matmul_TFLOPS.get(
-            "fp16" if hw.execution.kind == "gpu" else fp.weight_precision_key, np.nan)),  # GPU GEMMs run at fp16
+            matmul_precision(hw, fp.weight_precision_key), np.nan)),
         "hw_dram_peak_bandwidth_GBps": float(hw.dram.peak_bandwidth_GBps) if hw.dram else 0.0,
     }
 
