@@ -95,11 +95,6 @@ class DecodeEngine:
                         dram_busy_ns=self.dram.busy_ns - busy_before)
 
 
-def simulate(traffic: Traffic, *, gate_on_current: bool = False) -> Timeline:
-    """Simulate one chunk on a fresh accelerator."""
-    return DecodeEngine.for_traffic(traffic).run(traffic, gate_on_current=gate_on_current)
-
-
 def _decode(env: simpy.Environment, dram: DramQueue, traffic: Traffic, gate_on_current: bool):
     steps, layers = traffic.steps, traffic.layers
     starts = np.zeros(steps)

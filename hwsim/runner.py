@@ -19,15 +19,16 @@ from hwsim.config.experiment import Experiment
 from hwsim.energy import add_energy, energy_table
 from hwsim.engine import DecodeEngine
 from hwsim.files import temporary_sibling, write_atomic, write_text_atomic
-from hwsim.geometry import footprint
+from hwsim.geometry import ModelFootprint, footprint
 from hwsim.gpu import GpuEngine, kernel_breakdown
 from hwsim.kernels import decode_kernels
 from hwsim.memory.transaction import DramTiming
+from hwsim.policies import StatePlan
 from hwsim.policies.kinds import StaticPolicy
 from hwsim.prefill import simulate_prefill
 from hwsim.results import SummaryAccumulator, end_to_end, savings, step_frame, summarise
 from hwsim.traffic import build_traffic, check_capacity
-from hwsim.workload import deal
+from hwsim.workload import DealtWorkload, deal
 
 
 @dataclass(frozen=True)
@@ -104,16 +105,37 @@ def gpu_bytes(traffic, engine: GpuEngine) -> None:
         traffic.bytes[("dram", "write", "activations")] = times.activation_dram_write_bytes
 
 
-def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_path: Path | None = None,
-                        keep_steps: bool = False) -> tuple[dict, pd.DataFrame | None]:
-    """Decode `exp.workload.decode_steps` steps; the summary of the decode phase."""
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a decode run needs before the first step: what `run` and `export-trace` share."""
+
+    footprint: ModelFootprint
+    budget_bytes: float          # SRAM left for residency after one layer's working set
+    policy: object               # the policy, calibrated on the traces where it calibrates
+    dealt: DealtWorkload
+    plan: StatePlan
+    dram: DramTiming | None
+    steps: int
+
+
+def prepare(exp: Experiment, entropies: list[np.ndarray], steps: int | None = None) -> Prepared:
+    """Footprint, capacity check, calibrated policy, dealt traces, state plan and DRAM timing."""
     fp = footprint(exp.model)
     budget = check_capacity(exp, fp)
     policy = exp.policy.calibrated(entropies)
-    steps = exp.workload.decode_steps
+    steps = exp.workload.decode_steps if steps is None else steps
     dealt = deal(entropies, exp.workload.batch_size, steps, exp.workload.seed)
     plan = policy.plan(dealt.entropy_bits, dealt.fresh)
     dram = DramTiming.from_config(exp.hardware.dram) if exp.hardware.dram else None
+    return Prepared(fp, budget, policy, dealt, plan, dram, steps)
+
+
+def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_path: Path | None = None,
+                        keep_steps: bool = False) -> tuple[dict, pd.DataFrame | None]:
+    """Decode `exp.workload.decode_steps` steps; the summary of the decode phase."""
+    ready = prepare(exp, entropies)
+    fp, budget, policy, dealt, plan, dram, steps = (ready.footprint, ready.budget_bytes, ready.policy,
+                                                    ready.dealt, ready.plan, ready.dram, ready.steps)
     table = energy_table(exp.hardware, fp.weight_precision_key)
     acc, kept, writer, engine = SummaryAccumulator(), [], None, None
     served_bytes = 0.0  # what the DRAM queue served, to check against what the accelerator asked

@@ -15,7 +15,6 @@ import numpy as np
 class DealtWorkload:
     entropy_bits: np.ndarray   # float64 (steps, batch): entropy of the model's output at each step
     fresh: np.ndarray          # bool (steps, batch): the slot starts a new stream at this step
-    trace_index: np.ndarray    # int16 (steps, batch): which trace each slot replays
 
     @property
     def streams_started(self) -> int:
@@ -29,7 +28,6 @@ def deal(traces: list[np.ndarray], batch_size: int, steps: int, seed: int) -> De
     lengths = np.array([len(t) for t in traces])
     entropy = np.empty((steps, batch_size), dtype=np.float64)
     fresh = np.zeros((steps, batch_size), dtype=bool)
-    which = np.empty((steps, batch_size), dtype=np.int16)
     for slot in range(batch_size):  # one iteration per slot; each fills all steps with array ops
         trace_id = slot % len(traces)
         position = int(rng.integers(0, lengths[trace_id]))
@@ -37,8 +35,7 @@ def deal(traces: list[np.ndarray], batch_size: int, steps: int, seed: int) -> De
         while filled < steps:
             take = min(steps - filled, lengths[trace_id] - position)
             entropy[filled:filled + take, slot] = traces[trace_id][position:position + take]
-            which[filled:filled + take, slot] = trace_id
             fresh[filled, slot] = True
             filled += take
             trace_id, position = (trace_id + 1) % len(traces), 0
-    return DealtWorkload(entropy_bits=entropy, fresh=fresh, trace_index=which)
+    return DealtWorkload(entropy_bits=entropy, fresh=fresh)

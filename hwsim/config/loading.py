@@ -16,7 +16,7 @@ from hwsim.errors import HwsimInputError
 from hwsim.paths import CONFIGS_DIR
 
 #: Sections whose value may be a preset name, and the folder under configs/ that holds those presets.
-PRESET_DIRS = {"hardware": "hardware", "model": "models", "policy": "policies", "dram": "dram"}
+PRESET_DIRS = {"hardware": "hardware", "model": "models", "dram": "dram"}
 DEFAULT_EXPERIMENT = CONFIGS_DIR / "experiments" / "default.yaml"
 
 
@@ -179,10 +179,15 @@ def set_dotted(raw: dict, dotted: str, value: Any, *, file: Path | None = None) 
 
 def _resolve_presets(raw: dict, *, base_dir: Path, file: Path | None, sources: dict[str, str]) -> dict:
     raw = dict(raw)
-    for section in ("hardware", "model", "policy"):
+    for section in ("hardware", "model"):
         if section in raw:
             raw[section] = resolve_section(section, raw[section], base_dir=base_dir, file=file,
                                            key=section, sources=sources)
+    if isinstance(raw.get("policy"), str):   # policies have no presets: a policy is written out
+        from hwsim.policies import POLICY_KINDS
+
+        raise HwsimInputError(f"{raw['policy']!r} is not a policy: a policy is a mapping with a kind",
+                              file=file, key="policy", allowed="{kind: " + " | ".join(sorted(POLICY_KINDS)) + ", ...}")
     hardware = raw.get("hardware")
     if isinstance(hardware, dict) and isinstance(hardware.get("dram"), dict):
         dram = dict(hardware["dram"])

@@ -127,8 +127,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from hwsim.config.loading import load_experiment
+    from hwsim.export import export_trace
     from hwsim.files import check_output_file
-    from hwsim.memory.export import export_trace
 
     check_count("--steps", args.steps)
     check_output_file(args.out)

@@ -39,10 +39,6 @@ class StatePlan:
     high_bits: int
 
     @property
-    def low_write_share(self) -> float:
-        return float(np.mean(self.write_bits < self.high_bits))
-
-    @property
     def lossy_upgrades(self) -> int:
         """Reads of a low-precision state whose result is then written at high precision: the lost bits
         stay lost even though the state is stored at full width again."""

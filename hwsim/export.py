@@ -30,26 +30,21 @@ def export_trace(exp, out: Path, *, fmt: str, steps: int | None = None) -> int:
     """Write the trace; return the number of requests."""
     from hwsim.engine import DecodeEngine
     from hwsim.errors import HwsimInputError
-    from hwsim.geometry import footprint
-    from hwsim.runner import transfer_requests, workload_entropies
-    from hwsim.traffic import build_traffic, check_capacity
-    from hwsim.workload import deal
+    from hwsim.runner import prepare, transfer_requests, workload_entropies
+    from hwsim.traffic import build_traffic
 
     if exp.hardware.dram is None:
         raise HwsimInputError("this hardware has no DRAM: nothing to export", key="hardware.dram")
+    if exp.hardware.execution.kind != "dataflow":
+        raise HwsimInputError("export-trace replays the dataflow engine's transfers; this hardware's "
+                              "execution kind is gpu", key="hardware.execution.kind", allowed="dataflow")
     if steps is not None and steps < 1:
         raise HwsimInputError(f"--steps {steps}: must be at least 1 (omit it for all steps)", key="--steps")
     steps = min(steps or exp.workload.steps, exp.workload.steps)
-    exp = exp.model_copy(update={"workload": exp.workload.model_copy(update={"steps": steps})})
     entropies = workload_entropies(exp)
-    fp = footprint(exp.model)
-    budget = check_capacity(exp, fp)
-    policy = exp.policy.calibrated(entropies)
-    dealt = deal(entropies, exp.workload.batch_size, steps, exp.workload.seed)
-    plan = policy.plan(dealt.entropy_bits, dealt.fresh)
-    from hwsim.memory.transaction import DramTiming
-
-    traffic = build_traffic(exp, fp, plan, DramTiming.from_config(exp.hardware.dram), budget)
+    ready = prepare(exp, entropies, steps)
+    fp, policy, plan = ready.footprint, ready.policy, ready.plan
+    traffic = build_traffic(exp, fp, plan, ready.dram, ready.budget_bytes)
     engine = DecodeEngine.for_traffic(
         traffic, lambda env: RecordingQueue(env, traffic.read_latency_ns, traffic.write_to_read_ns,
                                             traffic.read_to_write_ns))
