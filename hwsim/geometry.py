@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from hwsim.config.model import ModelSpec
+from hwsim.sizing import quantised_bytes
 
 #: fp32 element-wise operations per SSM state element in one update. Mamba-1 computes dA = exp(dt * A)
 #: per element (2 ops) before h = dA*h + dt*B*x (4 ops) and y = C.h (2 ops); Mamba-2's A is a scalar
@@ -77,12 +76,6 @@ class ModelFootprint:
     @property
     def weight_bytes_total(self) -> float:
         return self.n_layers * self.weight_bytes_per_layer + self.lm_head_bytes
-
-
-def quantised_bytes(params: float, bits: int, group_size: int, scale_bits: int) -> float:
-    """Bytes of `params` weights at `bits`; integer widths carry one scale per group."""
-    payload = params * bits / 8.0
-    return payload if bits >= 16 else payload + np.ceil(params / group_size) * scale_bits / 8.0
 
 
 def footprint(model: ModelSpec) -> ModelFootprint:

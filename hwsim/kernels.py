@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hwsim.config.model import ModelSpec
-from hwsim.geometry import SCAN_OPS_PER_STATE_ELEMENT, ModelFootprint, quantised_bytes
+from hwsim.geometry import SCAN_OPS_PER_STATE_ELEMENT, ModelFootprint
+from hwsim.sizing import quantised_bytes
 
 #: fp32 operations per element: an RMSNorm (square, sum, scale, weight), a gated RMSNorm (+ SiLU gate),
 #: a residual add, a SiLU. Op counts of the algorithm, not hardware figures.

@@ -23,7 +23,7 @@ from hwsim.geometry import ModelFootprint
 from hwsim.gpu import StepState, kernel_breakdown, time_kernels
 from hwsim.kernels import KernelPlan, prefill_kernels
 from hwsim.memory.transaction import DramTiming
-from hwsim.policies import state_bytes
+from hwsim.sizing import state_bytes
 
 
 def _sums(plan_kernels, attr: str) -> float:

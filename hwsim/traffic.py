@@ -16,8 +16,9 @@ from hwsim.config.experiment import Experiment
 from hwsim.errors import HwsimInputError
 from hwsim.geometry import ModelFootprint
 from hwsim.memory.transaction import DramTiming
-from hwsim.policies import StatePlan, state_bytes
+from hwsim.policies import StatePlan
 from hwsim.residency import Placement, place
+from hwsim.sizing import state_bytes
 
 
 @dataclass

@@ -11,17 +11,6 @@ from pydantic import Field, PositiveInt, model_validator
 from hwsim.records import Frozen
 
 Bits = Literal[2, 3, 4, 6, 8, 16, 32]
-FLOAT_BITS = 16  # at and above this width a state is stored as floating point, without group scales
-
-
-def state_bytes(elements: int, bits: np.ndarray | int, group_size: int, scale_bits: int) -> np.ndarray:
-    """Bytes of a state of `elements` values stored at `bits`; integer widths add one scale per group."""
-    bits = np.asarray(bits, dtype=np.float64)
-    payload = elements * bits / 8.0
-    scales = np.where(bits < FLOAT_BITS, np.ceil(elements / group_size) * scale_bits / 8.0, 0.0)
-    return np.where(bits > 0, payload + scales, 0.0)
-
-
 @dataclass(frozen=True)
 class StatePlan:
     """Per step (rows) and stream slot (columns): what precision each state was read and written in.

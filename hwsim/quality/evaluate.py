@@ -21,12 +21,13 @@ from pydantic import TypeAdapter
 
 from hwsim.errors import HwsimInputError
 from hwsim.files import write_atomic
-from hwsim.policies import PolicyConfig, state_bytes
+from hwsim.policies import PolicyConfig
 from hwsim.policies.kinds import StaticPolicy
 from hwsim.quality.model import LoadedModel, load_model
 from hwsim.quality.quantise import StateFormat
 from hwsim.quality.run import FixedGate, PolicyGate, Reference, gated_run, reference_run
 from hwsim.quality.streams import Stream, random_streams, text_streams
+from hwsim.sizing import state_bytes
 
 #: Bump when the evaluation changes meaning: cached results with another version are recomputed.
 QUALITY_VERSION = 1

@@ -16,7 +16,7 @@ from typing import Literal
 
 import torch
 
-from hwsim.policies.base import FLOAT_BITS
+from hwsim.sizing import FLOAT_BITS
 
 Rounding = Literal["nearest", "stochastic"]
 

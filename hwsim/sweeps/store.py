@@ -23,7 +23,7 @@ import pandas as pd
 from hwsim.bounds import matmul_precision
 from hwsim.files import write_atomic, write_text_atomic
 from hwsim.geometry import footprint
-from hwsim.policies.base import state_bytes
+from hwsim.sizing import state_bytes
 
 POINTS = "points"
 TMP_PREFIX = ".tmp-"
