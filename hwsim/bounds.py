@@ -8,6 +8,7 @@ element-wise operations against the vector peak, DRAM and SRAM bytes against the
 from __future__ import annotations
 
 from hwsim.config.hardware import Hardware
+from hwsim.units import flops_per_ns
 
 
 def matmul_precision(hw: Hardware, weight_key: str) -> str:
@@ -20,7 +21,7 @@ def matmul_precision(hw: Hardware, weight_key: str) -> str:
 def roofline(hw: Hardware, weight_key: str, *, dram_bytes: float, matmul_flops: float, vector_ops: float,
              sram_bytes: float = 0.0, prefix: str = "bound_") -> dict[str, float]:
     """Time of each resource at its peak, and the largest of them, in ns."""
-    peak_matmul_flops_per_ns = hw.compute.matmul_TFLOPS[matmul_precision(hw, weight_key)] * 1e3
+    peak_matmul_flops_per_ns = flops_per_ns(hw.compute.matmul_TFLOPS[matmul_precision(hw, weight_key)])
     bound = {f"{prefix}dram_time_ns": dram_bytes / hw.dram.peak_bandwidth_GBps if hw.dram else 0.0,
              f"{prefix}matmul_time_ns": matmul_flops / peak_matmul_flops_per_ns,
              f"{prefix}vector_time_ns": vector_ops / hw.compute.vector_GFLOPS,
@@ -33,4 +34,4 @@ def ridge_flops_per_byte(hw: Hardware, weight_key: str) -> float:
     """Matmul FLOPs per DRAM byte above which a phase is compute-bound (0 without DRAM)."""
     if hw.dram is None:
         return 0.0
-    return hw.compute.matmul_TFLOPS[matmul_precision(hw, weight_key)] * 1e3 / hw.dram.peak_bandwidth_GBps
+    return flops_per_ns(hw.compute.matmul_TFLOPS[matmul_precision(hw, weight_key)]) / hw.dram.peak_bandwidth_GBps

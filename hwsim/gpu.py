@@ -28,6 +28,7 @@ from hwsim.config.hardware import Hardware
 from hwsim.engine import Timeline
 from hwsim.kernels import DEQUANT_OPS_PER_ELEMENT, QUANT_OPS_PER_ELEMENT, Kernel, KernelPlan
 from hwsim.memory.transaction import DramTiming
+from hwsim.units import flops_per_ns
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def time_kernels(plan: KernelPlan, hw: Hardware, dram: DramTiming | None, *, tok
         dram_ns = np.maximum(bus, (dram_read + dram_write) / achieved_bytes_per_ns)
     l2_ns = touched / hw.sram.bandwidth_GBps
 
-    matmul_per_ns = hw.compute.matmul_TFLOPS["fp16"] * 1e3 * gpu.matmul_efficiency  # fp16 activations
+    matmul_per_ns = flops_per_ns(hw.compute.matmul_TFLOPS["fp16"]) * gpu.matmul_efficiency  # fp16 activations
     vector_per_ns = hw.compute.vector_GFLOPS * gpu.vector_efficiency
     row_tiles = np.ceil(tokens / gpu.gemm_m_tile)
     dequant = per_kernel("weight_elements") * row_tiles * DEQUANT_OPS_PER_ELEMENT

@@ -24,6 +24,7 @@ from hwsim.gpu import StepState, kernel_breakdown, time_kernels
 from hwsim.kernels import KernelPlan, prefill_kernels
 from hwsim.memory.transaction import DramTiming
 from hwsim.sizing import state_bytes
+from hwsim.units import flops_per_ns, per_second
 
 
 def _sums(plan_kernels, attr: str) -> float:
@@ -62,7 +63,7 @@ def simulate_prefill(exp: Experiment, fp: ModelFootprint, dram: DramTiming | Non
                             "latency_ns": [timed["time_ns"]]})
     energy = add_energy(actions, energy_table(hw, fp.weight_precision_key))["energy_pJ_total"].iloc[0]
     out = {"prefill_tokens": tokens, "prefill_time_ns": timed["time_ns"],
-           "prefill_tokens_per_s": tokens / (timed["time_ns"] * 1e-9),
+           "prefill_tokens_per_s": per_second(tokens, timed["time_ns"]),
            "prefill_dram_bytes": timed["dram_bytes"], "prefill_matmul_flops": matmul_flops,
            "prefill_vector_ops": vector_ops, "prefill_energy_pJ": float(energy),
            "prefill_launches": timed.get("launches", 0), **bound,
@@ -112,7 +113,7 @@ def _dataflow(exp: Experiment, fp: ModelFootprint, plan: KernelPlan, dram, token
     read = fp.weight_bytes_per_layer + (residual if spills else 0.0)
     write = ssm_write + conv_write + (residual if spills else 0.0)
     on_chip = tokens * (_sums(plan.layer, "act_in_bytes") + _sums(plan.layer, "act_out_bytes"))
-    matmul_per_ns = hw.compute.matmul_TFLOPS[fp.weight_precision_key] * 1e3
+    matmul_per_ns = flops_per_ns(hw.compute.matmul_TFLOPS[fp.weight_precision_key])
 
     def service(nbytes: float, run: float) -> float:
         return float(dram.service_ns(nbytes, run)) if dram is not None and nbytes > 0 else 0.0

@@ -7,6 +7,7 @@ import pandas as pd
 
 from hwsim.engine import Timeline
 from hwsim.traffic import Traffic
+from hwsim.units import per_second
 
 
 def step_frame(traffic: Traffic, timeline: Timeline, first_step: int, batch: int) -> pd.DataFrame:
@@ -60,7 +61,7 @@ def summarise(acc: SummaryAccumulator, *, end_ns: float, bound: dict[str, float]
     tokens = float(s["tokens"])
     out: dict[str, float | int | str] = {
         "steps": acc.steps, "batch_size": batch, "tokens": int(tokens),
-        "simulated_time_ns": end_ns, "tokens_per_s": tokens / (end_ns * 1e-9),
+        "simulated_time_ns": end_ns, "tokens_per_s": per_second(tokens, end_ns),
         "step_latency_ns_mean": float(latency.mean()),
         "step_latency_ns_p50": float(np.percentile(latency, 50)),
         "step_latency_ns_p95": float(np.percentile(latency, 95)),
@@ -91,7 +92,7 @@ def summarise(acc: SummaryAccumulator, *, end_ns: float, bound: dict[str, float]
         if column.startswith("energy_pJ_"):
             out[column.replace("energy_pJ_", "energy_pJ_per_token_")] = float(s[column]) / tokens
     out.update(bound)
-    out["bound_tokens_per_s"] = tokens / (bound["bound_time_ns"] * 1e-9)
+    out["bound_tokens_per_s"] = per_second(tokens, bound["bound_time_ns"])
     out["simulated_over_bound"] = end_ns / bound["bound_time_ns"]
     out.update(extra)
     return out
@@ -127,7 +128,7 @@ def end_to_end(decode: dict | None, prefill: dict, *, batch: int, generated_toke
     bound_total = bound_ttft + decode["bound_time_ns"]
     out.update({"tpot_ns": decode["step_latency_ns_mean"], "bound_tpot_ns": decode["bound_time_ns"] / decode["steps"],
                 "time_to_last_token_ns": total, "bound_time_to_last_token_ns": bound_total,
-                "e2e_tokens_per_s": batch * generated_tokens / (total * 1e-9),
-                "bound_e2e_tokens_per_s": batch * generated_tokens / (bound_total * 1e-9),
+                "e2e_tokens_per_s": per_second(batch * generated_tokens, total),
+                "bound_e2e_tokens_per_s": per_second(batch * generated_tokens, bound_total),
                 "e2e_over_bound": total / bound_total})
     return out

@@ -19,6 +19,7 @@ from hwsim.memory.transaction import DramTiming
 from hwsim.policies import StatePlan
 from hwsim.residency import Placement, place
 from hwsim.sizing import state_bytes
+from hwsim.units import flops_per_ns
 
 
 @dataclass
@@ -214,7 +215,7 @@ def build_traffic(exp: Experiment, fp: ModelFootprint, plan: StatePlan, dram: Dr
                                                                    fp.embedding_bytes_per_token)
 
     comp = hw.compute
-    matmul_flops_per_ns = comp.matmul_TFLOPS[fp.weight_precision_key] * 1e3
+    matmul_flops_per_ns = flops_per_ns(comp.matmul_TFLOPS[fp.weight_precision_key])
     if fp.weight_precision_key not in comp.mac_pJ:
         raise HwsimInputError(f"no MAC energy for {fp.weight_precision_key}", key="hardware.compute.mac_pJ",
                               allowed=", ".join(comp.mac_pJ))

@@ -18,11 +18,13 @@ from pydantic import Field, PositiveFloat, PositiveInt
 from hwsim.config.loading import load_experiment, read_yaml, validate
 from hwsim.paths import CONFIGS_DIR
 from hwsim.records import Frozen
+from hwsim.units import NS_PER_MS
 
 VALIDATION_FILE = CONFIGS_DIR / "validation" / "gpu-measurements.yaml"
 #: summary key and scale to the published unit, per metric
-METRICS = {"e2e_tokens_per_s": ("e2e_tokens_per_s", 1.0), "tpot_ms": ("tpot_ns", 1e-6),
-           "ttft_ms": ("ttft_ns", 1e-6), "total_latency_ms": ("time_to_last_token_ns", 1e-6)}
+MS = 1.0 / NS_PER_MS
+METRICS = {"e2e_tokens_per_s": ("e2e_tokens_per_s", 1.0), "tpot_ms": ("tpot_ns", MS),
+           "ttft_ms": ("ttft_ns", MS), "total_latency_ms": ("time_to_last_token_ns", MS)}
 
 
 class Measurement(Frozen):
@@ -80,8 +82,8 @@ def run_validation(validation: ValidationSet, entropies: list[np.ndarray] | None
                      "generated_tokens": entry.generated_tokens, "cuda_graphs": entry.cuda_graphs,
                      "metric": entry.metric, "published": entry.value, "predicted": predicted,
                      "ratio": predicted / entry.value, "bound": summary[bound_key] * scale,
-                     "total_time_ms": summary["time_to_last_token_ns"] * 1e-6,
-                     "ttft_ms": summary["ttft_ns"] * 1e-6, "tpot_ms": summary["tpot_ns"] * 1e-6})
+                     "total_time_ms": summary["time_to_last_token_ns"] * MS,
+                     "ttft_ms": summary["ttft_ns"] * MS, "tpot_ms": summary["tpot_ns"] * MS})
     return pd.DataFrame(rows)
 
 
