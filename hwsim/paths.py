@@ -1,14 +1,33 @@
-"""Where the project's data lives: configs/ and workloads/ beside the package (editable install)."""
+"""Where the project's data lives. Presets (configs/) and the shipped traces and models (workloads/)
+are package data, `hwsim.presets` and `hwsim.shipped` (pyproject maps the repository's folders onto
+them): a source tree or editable install reads the checkout, a wheel its installed copy (found by importlib).
+HWSIM_HOME points both at another tree; outputs default to reports/ in the checkout, or in the
+working directory for an installed package."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
-#: Root of the checkout; HWSIM_HOME overrides it for installs outside the source tree.
-PROJECT_ROOT = Path(os.environ.get("HWSIM_HOME", Path(__file__).resolve().parent.parent))
-CONFIGS_DIR = PROJECT_ROOT / "configs"
-WORKLOADS_DIR = PROJECT_ROOT / "workloads"
+
+_CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def _package_dir(package: str, folder: str) -> Path:
+    """The checkout's folder beside the package (source tree, editable install), else the installed
+    package data."""
+    if (_CHECKOUT / folder).is_dir() and (_CHECKOUT / "pyproject.toml").is_file():
+        return _CHECKOUT / folder
+    spec = importlib.util.find_spec(package)   # a data-only (namespace) package: its one folder
+    return Path(next(iter(spec.submodule_search_locations)))
+if "HWSIM_HOME" in os.environ:
+    PROJECT_ROOT = Path(os.environ["HWSIM_HOME"])
+    CONFIGS_DIR, WORKLOADS_DIR = PROJECT_ROOT / "configs", PROJECT_ROOT / "workloads"
+else:
+    CONFIGS_DIR = _package_dir("hwsim.presets", "configs")
+    WORKLOADS_DIR = _package_dir("hwsim.shipped", "workloads")
+    PROJECT_ROOT = _CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.cwd()
 REPORTS_DIR = PROJECT_ROOT / "reports"
 
 #: The one pattern for names that become folder or file names (experiments, sweeps, compare runs):
