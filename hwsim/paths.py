@@ -10,7 +10,6 @@ import importlib.util
 import os
 from pathlib import Path
 
-
 _CHECKOUT = Path(__file__).resolve().parent.parent
 
 
