@@ -108,7 +108,8 @@ SAVING_METRICS = {
 def savings(main: dict, baseline: dict) -> dict:
     """Percent saved against the static high-precision baseline (positive = better than baseline)."""
     out = {f"baseline_{k}": baseline[k] for k in (*SAVING_METRICS, "tokens_per_s", "dram_bandwidth_GBps_avg",
-                                                   "dram_bytes_per_token_ssm_state")
+                                                   "dram_bytes_per_token_ssm_state",
+                                                   "state_share_of_dram_traffic")
            if k in baseline}
     for metric, name in SAVING_METRICS.items():
         base = baseline[metric]

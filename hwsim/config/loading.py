@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import typing
 from pathlib import Path
@@ -219,6 +220,9 @@ def _input_error(error: ValidationError, model_cls: type[BaseModel], *, file: Pa
         text = f"{key}: {item['msg'].removeprefix('Value error, ')}"
         if item["type"] == "extra_forbidden":
             allowed = _allowed_keys(model_cls, item["loc"][:-1])
+            hint = difflib.get_close_matches(str(item["loc"][-1]), allowed, n=1)
+            if hint:
+                text += f" (did you mean {hint[0]!r}?)"
             if allowed:
                 text += f"; allowed keys: {', '.join(allowed)}"
         elif item["type"] == "missing":
@@ -290,12 +294,27 @@ def resolve_raw(raw: Any, *, file: Path | None, overrides: tuple[str, ...] | lis
     return _resolve_presets(raw, base_dir=base_dir, file=file, sources={} if sources is None else sources)
 
 
+def named_file(ref: str | Path, folder: str, what: str) -> Path:
+    """A file reference as the command line takes it: a path, or a name under configs/<folder>/."""
+    path = Path(ref)
+    if path.is_file() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        return path
+    named = CONFIGS_DIR / folder / f"{ref}.yaml"
+    if named.is_file():
+        return named
+    known = sorted(p.stem for p in (CONFIGS_DIR / folder).glob("*.yaml"))
+    hint = difflib.get_close_matches(str(ref), known, n=1)
+    raise HwsimInputError(f"no {what} file or preset named {str(ref)!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""),
+                          allowed=", ".join(known) + " (or a path to a .yaml file)")
+
+
 def load_experiment(path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = (),
                     raw: dict | None = None):
     """Read, resolve and validate an experiment (default: configs/experiments/default.yaml)."""
     from hwsim.config.experiment import Experiment
 
-    file = Path(path) if path is not None else (None if raw is not None else DEFAULT_EXPERIMENT)
+    file = named_file(path, "experiments", "experiment") if path is not None else (
+        None if raw is not None else DEFAULT_EXPERIMENT)
     sources: dict[str, str] = {}
     resolved = resolve_raw(read_yaml(file) if raw is None else raw, file=file, overrides=overrides,
                            sources=sources)

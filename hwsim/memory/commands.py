@@ -11,14 +11,16 @@ from hwsim.errors import HwsimInputError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     dram = subparsers.add_parser("dram", help="request-level DRAM model: replay traces, list presets, calibrate")
-    sub = dram.add_subparsers(dest="dram_command", metavar="SUBCOMMAND", required=True)
+    sub = dram.add_subparsers(dest="dram_command", metavar="SUBCOMMAND", required=True,
+                              help="run | presets | calibrate")
     run = sub.add_parser("run", help="replay a DRAMsim3 or Ramulator 2 trace through the detailed model")
-    run.add_argument("trace")
+    run.add_argument("trace", metavar="TRACE", help="a DRAMsim3 (0xADDR READ CYCLE) or Ramulator 2 (LD 0xADDR) trace")
     run.add_argument("--preset", default="hbm3_6400", help="a configs/dram preset (default hbm3_6400)")
-    run.add_argument("--stacks", type=int, default=1)
+    run.add_argument("--stacks", type=int, default=1, help="stacks (or devices) of the preset (default 1)")
     run.add_argument("--queue-depth", type=int, default=128, help="entries per channel queue (default 128)")
     run.add_argument("--mapping", default=None, help="address mapping, MSB first (default RoBaBgCoCh)")
-    run.add_argument("--interleave-bytes", type=int, default=256)
+    run.add_argument("--interleave-bytes", type=int, default=256,
+                     help="bytes kept in one channel before the next (a power of two, default 256)")
     run.add_argument("--closed-row", action="store_true", help="closed-row policy (default open row)")
     run.add_argument("--format", choices=("dramsim3", "ramulator2"), default=None,
                      help="trace format (default: guessed from the first line)")
@@ -32,11 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cal.set_defaults(func=cmd_calibrate)
     export = subparsers.add_parser("export-trace", help="write a run's DRAM requests as a DRAMsim3 or "
                                    "Ramulator 2 trace")
-    export.add_argument("experiment")
-    export.add_argument("--format", choices=("dramsim3", "ramulator2"), default="dramsim3")
+    export.add_argument("experiment", metavar="EXPERIMENT", help="an experiment file or preset name")
+    export.add_argument("--format", choices=("dramsim3", "ramulator2"), default="dramsim3",
+                        help="trace line format (default dramsim3)")
     export.add_argument("--steps", type=int, default=None, help="only the first N steps")
-    export.add_argument("--out", required=True)
-    export.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value")
+    export.add_argument("--out", required=True, help="trace file to write")
+    export.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value",
+                        help="override one key of the experiment, as for run")
     add_cache_argument(export)
     export.set_defaults(func=cmd_export)
 

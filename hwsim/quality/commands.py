@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     quality = subparsers.add_parser(
         "quality", help="quality cost (KL, perplexity) of an experiment's or sweep's gating policies on a "
         "real Mamba model, with all-high, all-low and random-gating controls")
-    quality.add_argument("file", metavar="EXPERIMENT_OR_SWEEP.yaml")
+    quality.add_argument("file", metavar="EXPERIMENT_OR_SWEEP.yaml", help="whose policies to evaluate")
     quality.add_argument("--model", default=None, help="local Hugging Face Mamba / Mamba-2 checkpoint "
                          "directory or a name under workloads/models (default: the shipped model)")
     quality.add_argument("--tokens", type=int, default=256, help="tokens per stream")
@@ -38,8 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     quality.add_argument("--gate", default="self",
                          help="entropy the gate sees: self (the gated run's own, causal), reference (the full-precision "
                          "run's), trace (the shipped trace of each stream's text) or one trace name")
-    quality.add_argument("--rounding", choices=["nearest", "stochastic"], default="nearest")
-    quality.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value")
+    quality.add_argument("--rounding", choices=["nearest", "stochastic"], default="nearest",
+                         help="how the quantiser rounds (stochastic: seeded)")
+    quality.add_argument("--set", dest="overrides", action="append", default=[], metavar="dotted.key=value",
+                         help="override one key of the experiment, as for run")
     quality.add_argument("--out", help="output folder (default: reports/quality/<file stem>)")
     quality.add_argument("--cache", default=None, help="quality cache folder (default: <cache-dir>/quality)")
     add_cache_argument(quality)

@@ -124,7 +124,9 @@ def base_experiment_path(ref: str, sweep_file: Path | None) -> Path:
 
 def load_sweep(path: str | Path | None = None, raw: dict | None = None) -> tuple[SweepSpec, Path | None]:
     """Read and validate a sweep file (default: configs/sweeps/default.yaml)."""
-    file = Path(path) if path is not None else (None if raw is not None else DEFAULT_SWEEP)
+    from hwsim.config.loading import named_file
+
+    file = named_file(path, "sweeps", "sweep") if path is not None else (None if raw is not None else DEFAULT_SWEEP)
     if raw is None:
         raw = read_yaml(file)
     if not isinstance(raw, dict):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     trace = subparsers.add_parser("trace", help="entropy traces: extract, inspect, list")
-    commands = trace.add_subparsers(dest="trace_command", metavar="TRACE_COMMAND", required=True)
+    commands = trace.add_subparsers(dest="trace_command", metavar="TRACE_COMMAND", required=True,
+                                    help="list | stats | extract | source")
 
     p = commands.add_parser("extract", help="run a local causal LM and write an entropy trace (needs [traces])")
     p.add_argument("--model", required=True,
@@ -19,7 +20,8 @@ def register(subparsers) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", type=Path, help="UTF-8 text to score (score mode)")
     source.add_argument("--prompt", help="prompt to continue (generate mode)")
-    p.add_argument("--mode", required=True, choices=("score", "generate"))
+    p.add_argument("--mode", required=True, choices=("score", "generate"),
+                   help="score: teacher-forced over a text; generate: the model writes its own continuation")
     p.add_argument("--max-tokens", type=int, help="score: keep the first N tokens; generate: tokens to generate")
     p.add_argument("--temperature", type=float, default=0.0, help="generate: 0 = greedy (default)")
     p.add_argument("--seed", type=int, default=0, help="generate: seed of the sampler")
@@ -32,19 +34,19 @@ def register(subparsers) -> None:
     p.set_defaults(func=_extract)
 
     p = commands.add_parser("source", help="write a text from Python's docs or stdlib, for --text")
-    kinds = p.add_subparsers(dest="source_kind", metavar="KIND", required=True)
+    kinds = p.add_subparsers(dest="source_kind", metavar="KIND", required=True, help="pydocs | stdlib")
     k = kinds.add_parser("pydocs", help="topics of the Python reference manual (pydoc_data.topics)")
-    k.add_argument("--start-topic", required=True)
-    k.add_argument("--max-chars", type=int, required=True)
-    k.add_argument("--out", type=Path, required=True)
+    k.add_argument("--start-topic", required=True, help="first pydoc topic to take, e.g. assert")
+    k.add_argument("--max-chars", type=int, required=True, help="stop after this many characters")
+    k.add_argument("--out", type=Path, required=True, help="text file to write (a .json sidecar holds provenance)")
     k.set_defaults(func=_source)
     k = kinds.add_parser("stdlib", help="source code of standard-library modules")
-    k.add_argument("modules", nargs="+", metavar="MODULE")
-    k.add_argument("--out", type=Path, required=True)
+    k.add_argument("modules", nargs="+", metavar="MODULE", help="standard-library modules, e.g. fractions")
+    k.add_argument("--out", type=Path, required=True, help="text file to write (a .json sidecar holds provenance)")
     k.set_defaults(func=_source)
 
     p = commands.add_parser("stats", help="entropy statistics per trace (catalog names or files)")
-    p.add_argument("traces", nargs="+", metavar="TRACE_OR_NAME")
+    p.add_argument("traces", nargs="+", metavar="TRACE_OR_NAME", help="catalog names (hwsim trace list) or trace files")
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="also write entropy histograms")
     p.set_defaults(func=_stats)
 
@@ -136,7 +138,14 @@ def _stats(args: argparse.Namespace) -> int:
 
         check_output_file(args.plot, flag="--plot")
     traces = [load_trace(name) for name in args.traces]
-    print(entropy_table(traces).to_string(float_format=lambda x: f"{x:.3f}"))
+    table = entropy_table(traces)
+    shown = table.rename(columns=lambda c: c.replace("entropy_", "").replace("_bits", "")
+                         .replace("share_under_", "<"))
+    for column in shown.columns:
+        if column.startswith("<"):
+            shown[column] = 100 * shown[column]
+    print("entropy in bits; <t: share of tokens (%) with entropy below t bits")
+    print(shown.to_string(float_format=lambda x: f"{x:.2f}"))
     if args.plot:
         plot_histograms(traces, args.plot)
         print(f"wrote {args.plot}")
@@ -144,7 +153,13 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    import textwrap
+
     from hwsim.traces.catalog import catalog_frame
 
-    print(catalog_frame().to_string(index=False))
+    frame = catalog_frame()
+    frame["model"] = frame["model"].map(lambda m: textwrap.shorten(str(m), 22, placeholder="..."))
+    frame["source"] = frame["source"].map(lambda m: textwrap.shorten(str(m), 24, placeholder="..."))
+    print(frame.to_string(index=False))
+    print("(full provenance: workloads/catalog.yaml, or hwsim trace stats NAME)")
     return 0
