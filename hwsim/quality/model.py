@@ -44,8 +44,14 @@ def model_directory(ref: str | Path | None) -> Path:
 
 def load_model(ref: str | Path | None = None) -> LoadedModel:
     """Load a local MambaForCausalLM / Mamba2ForCausalLM checkpoint in fp32 for the pure-PyTorch path."""
+    import logging
+
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    # transformers warns on every model that the CUDA kernels are missing and it falls back to its
+    # PyTorch path: that is the intended path here (CPU), so the warning is said once by hwsim instead
+    for name in ("transformers.models.mamba.modeling_mamba", "transformers.models.mamba2.modeling_mamba2"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     directory = model_directory(ref)
     config = AutoConfig.from_pretrained(directory)
     if config.model_type not in ("mamba", "mamba2"):

@@ -26,15 +26,23 @@ class QualityOptions(Frozen):
 
 def add_quality_columns(table: pd.DataFrame, points: list, options: QualityOptions) -> pd.DataFrame:
     """Join `quality_*` columns onto the rows of finished points, one evaluation per distinct policy."""
+    import sys
+
     from hwsim.quality import evaluate_policy
 
     by_hash = {p.point_hash: p for p in points}
     keys, results = {}, {}
-    for point_hash in table.loc[table["status"] == "ok", "point_hash"]:
+    hashes = list(table.loc[table["status"] == "ok", "point_hash"])
+    distinct = len({json.dumps(by_hash[h].experiment.policy.model_dump(mode="json"), sort_keys=True) for h in hashes})
+    if distinct:
+        print(f"quality: {distinct} distinct policies on the quality model (transformers' PyTorch path "
+              "on the CPU; cached per policy)", file=sys.stderr)
+    for point_hash in hashes:
         policy = by_hash[point_hash].experiment.policy
         key = json.dumps(policy.model_dump(mode="json"), sort_keys=True)
         keys[point_hash] = key
         if key not in results:
+            print(f"quality: policy {len(results) + 1}/{distinct}: {policy.kind}", file=sys.stderr)
             results[key] = evaluate_policy(policy, model_dir=options.model, tokens=options.tokens,
                                            streams=options.streams, seeds=options.seeds)
     quality = pd.DataFrame([{"point_hash": h, **results[k]} for h, k in keys.items()])
