@@ -230,11 +230,11 @@ def workload_breakdown(df: pd.DataFrame) -> dict[str, str]:
         custom = np.column_stack([trace_names, part.get("param.workload.seed", pd.Series(0, index=part.index)),
                                   part[F.TRAFFIC], part["low_precision_share"]])
         fig.add_trace(go.Scatter(x=part[DOMAIN], y=part[F.TRAFFIC], mode="markers", name=f"runs, batch {batch}",
-                                 marker={"color": "black", "size": 5}, customdata=custom,
+                                 offsetgroup=str(k), marker={"color": "black", "size": 5}, customdata=custom,
                                  hovertemplate=("trace %{customdata[0]}, seed %{customdata[1]}<br>saving "
                                                 "%{customdata[2]:.2f}%<br>low share %{customdata[3]:.3f}<extra></extra>")))
     _target(fig)
-    fig.update_layout(barmode="group", yaxis_title=F.SAVING_METRICS[F.TRAFFIC], height=480, template="plotly_white")
+    fig.update_layout(barmode="group", scattermode="group", yaxis_title=F.SAVING_METRICS[F.TRAFFIC], height=480, template="plotly_white")
     return {"workload_breakdown": _div(fig, "domains")}
 
 
