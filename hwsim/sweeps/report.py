@@ -137,10 +137,18 @@ def _git_commit() -> str:
     return head + (" (with uncommitted changes)" if dirty else "")
 
 
+def _shown(path: Path) -> str:
+    """A path relative to the working directory when it lies below it (no machine paths in a page)."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _command() -> str:
     program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
     if program in ("hwsim", "cli.py", "__main__.py", "-m"):
-        return "hwsim " + " ".join(sys.argv[1:])
+        return " ".join(["hwsim", *(_shown(Path(a)) if Path(a).is_absolute() else a for a in sys.argv[1:])])
     return " ".join(sys.argv) or "(called from Python)"
 
 
@@ -157,7 +165,7 @@ def provenance_html(table: pd.DataFrame, out: Path) -> str:
 
     sweep_file = out / "sweep.yaml"
     resolved = sweep_file.read_text() if sweep_file.is_file() else "(no sweep.yaml)"
-    items = [("command", _command()), ("rebuild this page", f"hwsim report {out}"),
+    items = [("command that wrote this page", _command()), ("rebuild this page", f"hwsim report {_shown(out)}"),
              ("hwsim", f"{__version__}, commit {_git_commit()}"),
              ("written", _dt.datetime.now().isoformat(timespec="seconds"))]
     parts = ["<h2 id='provenance'>Provenance</h2><ul>"]
