@@ -44,13 +44,18 @@ class DefaultPoint:
 
 
 def default_point(out: Path) -> DefaultPoint | None:
-    """The base experiment of the sweep stored in DIR/sweep.yaml, or None when it cannot be read."""
+    """The sweep's base experiment (DIR/base.yaml, else the `base` of DIR/sweep.yaml), or None."""
+    from hwsim.config.experiment import Experiment
     from hwsim.config.loading import load_experiment
     from hwsim.sweeps.spec import base_experiment_path
 
     try:
-        spec = yaml.safe_load((Path(out) / "sweep.yaml").read_text())
-        exp = load_experiment(base_experiment_path(spec.get("base", "default"), None))
+        resolved = Path(out) / "base.yaml"  # written by run_sweep, resolved against the sweep file
+        if resolved.is_file():
+            exp = Experiment.model_validate(yaml.safe_load(resolved.read_text()))
+        else:
+            spec = yaml.safe_load((Path(out) / "sweep.yaml").read_text())
+            exp = load_experiment(base_experiment_path(spec.get("base", "default"), None))
     except Exception:  # noqa: BLE001 - no marker is better than no report
         return None
     policy = exp.policy

@@ -119,3 +119,25 @@ def headline(frame: pd.DataFrame, default: R.DefaultPoint | None, quality_reques
     row = R.exact_default(frame, default)
     return (claim_sentences(frame) + default_sentence(row, default) + quality_sentences(frame, row, quality_requested)
             + domain_sentences(frame))
+
+
+def markdown(out) -> str:
+    """The verdict of a stored sweep as Markdown bullets (what README.md quotes)."""
+    from pathlib import Path
+
+    import yaml
+
+    from hwsim.sweeps.report import load_results
+
+    out = Path(out)
+    table = load_results(out)
+    default = R.default_point(out)
+    frame = R.annotate(table[table["status"] == "ok"].reset_index(drop=True), default)
+    quality = bool(yaml.safe_load((out / "sweep.yaml").read_text()).get("quality", False))
+    return "\n".join(f"- {line}" for line in headline(frame, default, quality))
+
+
+if __name__ == "__main__":  # python -m hwsim.sweeps.verdict reports/default
+    import sys
+
+    print(markdown(sys.argv[1] if len(sys.argv) > 1 else "reports/default"))
