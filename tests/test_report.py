@@ -23,7 +23,7 @@ EXPECTED = {"vs_threshold_saving_dram_bytes_per_token", "vs_threshold_saving_ene
             "vs_threshold_gain_tokens_per_s", "heatmap_saving_dram_bytes_per_token",
             "heatmap_saving_energy_per_token", "crossover", "saving_vs_share", "timeline", "latency",
             "energy", "simulated_over_bound", "workload_breakdown"}
-INTERACTIVE = EXPECTED - {"crossover"}
+INTERACTIVE = EXPECTED
 
 
 @pytest.fixture(scope="module")

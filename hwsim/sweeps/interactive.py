@@ -280,3 +280,43 @@ def latency(row: pd.Series, steps: pd.DataFrame, baseline: pd.DataFrame | None =
     fig.update_layout(barmode="overlay", xaxis={"title": "step latency (ms)", "range": [lo, hi]},
                       yaxis_title="steps", height=420, template="plotly_white")
     return {"latency": _div(fig, "latency")}
+
+
+def crossover(df: pd.DataFrame) -> dict[str, str]:
+    """The state share of decode traffic and the reachable saving vs batch (the first two panels of the
+    static figure; the arithmetic-intensity panel stays static)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    need = ["analytic_weight_bytes_per_step", "analytic_ssm_state_bytes_per_stream_step", F.MODEL]
+    df = F.main_rows(df)
+    if df.empty or any(c not in df for c in need):
+        return {}
+    low = df[F.LOW].min() if F.LOW in df and df[F.LOW].notna().any() else 4
+    high = df[F.HIGH].max() if F.HIGH in df and df[F.HIGH].notna().any() else 16
+    ratio = 1.0 - float(F.effective_bits(low, high)) / float(F.effective_bits(high, high))
+    batch = np.logspace(0, np.log10(max(1024, int(df[F.BATCH].max()) * 2)), 120)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["SSM state share of DRAM traffic (%)",
+                                                        "DRAM traffic saving per token (%)"])
+    for k, (model, row) in enumerate(df.drop_duplicates(F.MODEL).set_index(F.MODEL).iterrows()):
+        colour = f"hsl({(k * 137) % 360},60%,40%)"
+        weights, ssm = row["analytic_weight_bytes_per_step"], row["analytic_ssm_state_bytes_per_stream_step"]
+        conv = row.get("analytic_conv_state_bytes_per_stream_step", 0.0)
+        share = 100.0 * batch * ssm / (weights + batch * (ssm + conv))
+        fig.add_trace(go.Scatter(x=batch, y=share, name=f"{model}: analytic share", line={"color": colour},
+                                 legendgroup=model, hovertemplate="batch %{x:.0f}: %{y:.1f}%<extra></extra>"), 1, 1)
+        fig.add_trace(go.Scatter(x=batch, y=share * ratio, name=f"{model}: bound, all states {low}-bit",
+                                 line={"color": colour, "dash": "dash"}, legendgroup=model,
+                                 hovertemplate="batch %{x:.0f}: %{y:.1f}%<extra></extra>"), 1, 2)
+        measured = df[df[F.MODEL] == model]
+        if F.TRAFFIC in measured:
+            fig.add_trace(_scatter(measured, measured[F.BATCH], measured[F.TRAFFIC], name=f"{model}: simulated",
+                                   group=model, marker={"color": colour, "size": 6, "opacity": 0.6}), 1, 2)
+    marked = df[F.is_default(df)]
+    if not marked.empty and F.TRAFFIC in marked:
+        fig.add_trace(_scatter(marked, marked[F.BATCH], marked[F.TRAFFIC], name="default operating point",
+                               marker=STAR), 1, 2)
+    _target(fig, row=1, col=2)
+    fig.update_xaxes(type="log", title_text="batch size (streams)")
+    fig.update_layout(height=480, template="plotly_white")
+    return {"crossover": _div(fig, "crossover")}
