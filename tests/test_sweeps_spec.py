@@ -149,3 +149,14 @@ def test_shipped_example_sweeps_expand(name):
     points = expand(spec, file)
     assert len(points) == 18
     assert [p.experiment.workload.batch_size for p in points[:3]] == [16, 24, 32]
+
+
+def test_also_appends_further_sweeps_after_the_main_product():
+    from hwsim.sweeps.spec import SweepSpec
+
+    spec = SweepSpec(grid={"workload.batch_size": [2, 4]}, points=[{"workload.steps": 8}],
+                     also=[{"points": [{}]}, {"grid": {"workload.seed": [0, 1]}, "points": [{"workload.steps": 4}]}])
+    assert spec.assignments() == [
+        {"workload.batch_size": 2, "workload.steps": 8}, {"workload.batch_size": 4, "workload.steps": 8}, {},
+        {"workload.seed": 0, "workload.steps": 4}, {"workload.seed": 1, "workload.steps": 4}]
+    assert spec.swept_keys() == ["workload.batch_size", "workload.steps", "workload.seed"]

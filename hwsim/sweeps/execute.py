@@ -200,6 +200,17 @@ def resolve_out(out: str | Path | None, name: str) -> Path:
     return Path(out) if out else output_path(REPORTS_DIR, *name.split("/"), key="name")
 
 
+def write_base_experiment(spec, sweep_file: Path | None, out: Path) -> None:
+    """DIR/base.yaml: the sweep's base experiment, resolved (the report's default operating point)."""
+    from hwsim.config.loading import load_experiment
+    from hwsim.files import write_atomic
+    from hwsim.sweeps.spec import base_experiment_path
+
+    base = load_experiment(base_experiment_path(spec.base, sweep_file))
+    write_atomic(out / "base.yaml", lambda tmp: tmp.write_text(
+        yaml.safe_dump(base.model_dump(mode="json"), sort_keys=False)))
+
+
 def run_sweep(spec, sweep_file: Path | None, out: Path, *, workers: int | None = None,
               scheduler: str | None = None, progress: bool = True, report: bool = True):
     """Expand, run what is unfinished, write results.parquet/csv and (by default) the report.
@@ -216,6 +227,7 @@ def run_sweep(spec, sweep_file: Path | None, out: Path, *, workers: int | None =
     with folder_lock(out):
         write_atomic(out / "sweep.yaml", lambda tmp: tmp.write_text(
             yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)))
+        write_base_experiment(spec, sweep_file, out)  # the report marks the base as the default point
         store = PointStore(out)
         counts = execute(points, store, workers=workers, scheduler=scheduler, progress=progress)
         table = results_table(points, store)

@@ -32,6 +32,28 @@ DEFAULT_SWEEP = SWEEPS_DIR / "default.yaml"
 EXPERIMENTS_DIR = CONFIGS_DIR / "experiments"
 
 
+def _product(grid: dict[str, list[Any]], zipped: dict[str, list[Any]], points: list[dict[str, Any]]):
+    """grid x zip x points, in that order of nesting (the last grid axis varies fastest)."""
+    grid_rows = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+    zip_rows = [dict(zip(zipped, combo)) for combo in zip(*zipped.values())] if zipped else [{}]
+    point_rows = [dict(p) for p in points] or [{}]
+    return [{**g, **z, **p} for g, z, p in itertools.product(grid_rows, zip_rows, point_rows)]
+
+
+class SubSweep(Frozen):
+    """One entry of `also`: a further grid x zip x points over the same base, run beside the main one."""
+
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    zip: dict[str, list[Any]] = Field(default_factory=dict)
+    points: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _zip_lengths(self) -> SubSweep:
+        if len({len(values) for values in self.zip.values()}) > 1:
+            raise ValueError("also: zip lists must have equal length")
+        return self
+
+
 class SweepSpec(Frozen):
     """What a sweep file may hold. Axis keys are dotted experiment keys (`policy.threshold_bits`)."""
 
@@ -48,6 +70,8 @@ class SweepSpec(Frozen):
     keep_steps_all_below: int = Field(16, ge=0)
     quality: bool = Field(False, description="add quality_* columns (needs the [traces] extra)")
     quality_options: QualityOptions = QualityOptions()
+    also: list[SubSweep] = Field(default_factory=list, description="further sweeps over the same base, "
+                                 "appended after the main product (e.g. per-domain runs at one operating point)")
 
     @field_validator("grid", "zip")
     @classmethod
@@ -73,15 +97,16 @@ class SweepSpec(Frozen):
         return self
 
     def assignments(self) -> list[dict[str, Any]]:
-        """Every point's dotted assignments, in the documented order (grid x zip x points)."""
-        grid_keys = list(self.grid)
-        grid_rows = [dict(zip(grid_keys, combo)) for combo in itertools.product(*self.grid.values())]
-        zip_rows = [dict(zip(self.zip, combo)) for combo in zip(*self.zip.values())] if self.zip else [{}]
-        point_rows = [dict(p) for p in self.points] or [{}]
-        return [{**g, **z, **p} for g, z, p in itertools.product(grid_rows, zip_rows, point_rows)]
+        """Every point's dotted assignments, in the documented order (grid x zip x points), then those of
+        each `also` entry in turn."""
+        rows = _product(self.grid, self.zip, self.points)
+        for sub in self.also:
+            rows.extend(_product(sub.grid, sub.zip, sub.points))
+        return rows
 
     def swept_keys(self) -> list[str]:
-        keys = [*self.grid, *self.zip, *(k for p in self.points for k in p)]
+        parts = (self, *self.also)
+        keys = [k for part in parts for k in (*part.grid, *part.zip, *(k for p in part.points for k in p))]
         return list(dict.fromkeys(keys))
 
 
