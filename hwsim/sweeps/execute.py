@@ -224,6 +224,12 @@ def run_sweep(spec, sweep_file: Path | None, out: Path, *, workers: int | None =
     points = expand(spec, sweep_file)
     out = check_output_dir(Path(out))
     out.mkdir(parents=True, exist_ok=True)
+    if spec.quality:
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
+            raise HwsimInputError("quality: true needs the [traces] extra (torch, transformers)", file=sweep_file,
+                                  key="quality", allowed="install it (see README) or set quality: false")
     with folder_lock(out):
         write_atomic(out / "sweep.yaml", lambda tmp: tmp.write_text(
             yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)))

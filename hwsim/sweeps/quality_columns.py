@@ -1,8 +1,12 @@
 """`quality: true` in a sweep file: add the quality columns of each point's policy to the results.
 
-Quality depends on the policy and the tokens, not on the hardware, so each distinct policy is
-evaluated once (and `hwsim.quality` caches it on disk per policy and stream), then joined onto every
-point that uses it. Needs the [traces] extra (torch); the core sweep never imports it otherwise.
+The quality model's own entropies differ from the traces' (another, smaller model), so the same
+threshold writes a different share of states low there. With `match_share` (the default) each gated
+point is measured at ITS low-precision share: the quality model is gated by its own entropy with the
+threshold that gives that share (a percentile policy, calibrated on the reference run), at the point's
+widths and scales; the measured share is reported beside it (`quality_low_share`). Quality depends on
+the policy and the tokens, not on the hardware, so each distinct (widths, share rounded to
+`share_step`) is evaluated once and cached on disk. Needs the [traces] extra (torch).
 """
 
 from __future__ import annotations
@@ -22,6 +26,28 @@ class QualityOptions(Frozen):
     streams: PositiveInt = Field(4, description="token streams of the shipped texts")
     seeds: PositiveInt = Field(3, description="seeds of the random-gating control")
     model: str | None = Field(None, description="local Mamba checkpoint dir; default the shipped model")
+    match_share: bool = Field(True, description="measure each gated point at its own low-precision share "
+                              "(the quality model gated by a percentile threshold); false: the point's "
+                              "own policy on the quality model's entropy")
+    share_step: float = Field(0.05, gt=0.0, le=0.5, description="shares are rounded to this step")
+    only: dict[str, object] = Field(default_factory=dict, description="evaluate only the points whose "
+                                    "swept or resolved values match these (e.g. {workload.traces: null})")
+
+
+def quality_policy(point, row: pd.Series, options: QualityOptions):
+    """The policy to measure for a point: its own, or (match_share) a percentile policy at its share."""
+    from hwsim.policies import POLICY_KINDS
+
+    policy = point.experiment.policy
+    share = row.get("low_precision_share")
+    if (not options.match_share or policy.kind == "static" or share is None or not pd.notna(share)
+            or share <= 0.0 or share >= 1.0):
+        return policy
+    target = min(max(round(float(share) / options.share_step) * options.share_step, options.share_step),
+                 1.0 - options.share_step)
+    fields = {k: getattr(policy, k) for k in ("low_bits", "high_bits", "group_size", "scale_bits",
+                                              "gate_conv_state", "gate_on")}
+    return POLICY_KINDS["percentile"](kind="percentile", target_low_share=round(target, 6), **fields)
 
 
 def add_quality_columns(table: pd.DataFrame, points: list, options: QualityOptions) -> pd.DataFrame:
@@ -29,23 +55,30 @@ def add_quality_columns(table: pd.DataFrame, points: list, options: QualityOptio
     import sys
 
     from hwsim.quality import evaluate_policy
+    from hwsim.sweeps.spec import _matches, flatten
 
     by_hash = {p.point_hash: p for p in points}
-    keys, results = {}, {}
-    hashes = list(table.loc[table["status"] == "ok", "point_hash"])
-    distinct = len({json.dumps(by_hash[h].experiment.policy.model_dump(mode="json"), sort_keys=True) for h in hashes})
+    rows = table.set_index("point_hash")
+    keys, results, chosen = {}, {}, {}
+    for point_hash in table.loc[table["status"] == "ok", "point_hash"]:
+        point = by_hash[point_hash]
+        if options.only and not _matches(point.params, flatten(point.resolved), options.only):
+            continue
+        chosen[point_hash] = quality_policy(point, rows.loc[point_hash], options)
+    distinct = len({json.dumps(p.model_dump(mode="json"), sort_keys=True) for p in chosen.values()})
     if distinct:
         print(f"quality: {distinct} distinct policies on the quality model (transformers' PyTorch path "
               "on the CPU; cached per policy)", file=sys.stderr)
-    for point_hash in hashes:
-        policy = by_hash[point_hash].experiment.policy
+    for point_hash, policy in chosen.items():
         key = json.dumps(policy.model_dump(mode="json"), sort_keys=True)
         keys[point_hash] = key
         if key not in results:
             print(f"quality: policy {len(results) + 1}/{distinct}: {policy.kind}", file=sys.stderr)
             results[key] = evaluate_policy(policy, model_dir=options.model, tokens=options.tokens,
                                            streams=options.streams, seeds=options.seeds)
-    quality = pd.DataFrame([{"point_hash": h, **results[k]} for h, k in keys.items()])
+    quality = pd.DataFrame([{"point_hash": h, **results[k],
+                             "quality_target_low_share": getattr(chosen[h], "target_low_share", float("nan"))}
+                            for h, k in keys.items()])
     if quality.empty:
         return table
     return table.merge(quality, on="point_hash", how="left")

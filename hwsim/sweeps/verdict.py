@@ -90,9 +90,11 @@ def quality_sentences(frame: pd.DataFrame, row: pd.Series | None, quality_reques
                  "which is better is a quality question; it cannot be answered without the quality columns.")]
     out = []
     if row is not None and pd.notna(row.get("quality_kl_bits_mean")):
+        share = row.get("quality_low_share", float("nan"))
         out.append(f"Quality cost at the default setting: KL divergence {row['quality_kl_bits_mean']:.4f} bits "
                    f"per token, perplexity {row.get('quality_ppl_change_pct', float('nan')):+.2f}% "
-                   f"(model {row.get('quality_model', '?')}).")
+                   f"(model {row.get('quality_model', '?')}, measured with {share:.0%} of its state writes low, "
+                   f"matched to the traffic run's {row.get('low_precision_share', float('nan')):.0%}).")
     verdicts = frame.get("quality_entropy_vs_random")
     if verdicts is not None and verdicts.notna().any():
         counts = verdicts.value_counts()
