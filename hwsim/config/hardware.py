@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
-from hwsim.config.dram import DramPreset
+from hwsim.config.dram import DramCalibration, DramPreset
 from hwsim.records import Frozen
 
 StateCategory = Literal["weights", "lm_head", "ssm_state", "conv_state"]
@@ -21,6 +21,9 @@ class DramMemory(Frozen):
         None, description="override of the preset's pin rate (products often run below the JEDEC maximum)")
     interleave_bytes: PositiveInt = Field(256, description="address interleave granularity across channels")
     source: str = Field(min_length=3)
+    calibration: DramCalibration | None = Field(
+        None, description="resolved, not written by hand: the fast level's calibration for exactly this "
+        "configuration (computed or read from the user cache when the experiment is loaded)")
 
     @property
     def pin_rate_Gbps(self) -> float:

@@ -36,7 +36,7 @@ N_ACT, N_REF, N_READ, N_WRITE, N_HIT, N_RW_SWITCH, N_WR_SWITCH = range(7)
 
 
 @njit(cache=True)
-def _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, groups_per_bank, until):
+def _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, until):
     """Run every refresh due before `until` on channel u; banks close, commands wait tRFC."""
     while chan[u, C_NEXT_REF] <= until:
         start = chan[u, C_NEXT_REF]
@@ -154,7 +154,7 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
             if nwait == 0:
                 continue
             if chan[u, C_NEXT_REF] <= now:
-                _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, banks_per_group, now)
+                _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, now)
             # row preparation: banks with waiting requests but no waiting hit, oldest request first
             redo = False
             while True:
@@ -176,7 +176,7 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
                 fi = int(chan[u, C_FAW_I])
                 act = max(act, chan[u, C_FAW0 + fi] + t[T_FAW])
                 if act >= chan[u, C_NEXT_REF]:
-                    _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, banks_per_group, act)
+                    _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, act)
                     redo = True
                     break
                 chan[u, C_FAW0 + fi] = act
@@ -232,7 +232,7 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
                 raise RuntimeError("controller found no issuable request")
             col = best_col
             if col >= chan[u, C_NEXT_REF]:
-                _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, banks_per_group, col)
+                _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, col)
                 continue
             e = best
             r = p_req[e]

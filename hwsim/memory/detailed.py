@@ -78,7 +78,7 @@ class DetailedDram:
     """All channels of one DRAM configuration, with persistent controller state."""
 
     def __init__(self, dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
-                 mapping: str = DEFAULT_MAPPING, closed_row: bool = False):
+                 mapping: str = DEFAULT_MAPPING, closed_row: bool = False, refresh: bool = True):
         org = dram.preset.organisation
         self.dram = dram
         self.queue_depth = int(queue_depth)
@@ -94,7 +94,8 @@ class DetailedDram:
         self.chan = np.full((units, 15), -np.inf)
         self.chan[:, [k.C_LAST_ACT_BG, k.C_LAST_COL_BG, k.C_LAST_WRITE_BG, k.C_LAST_DIR]] = -1.0
         self.chan[:, k.C_FAW_I] = 0.0
-        self.chan[:, k.C_NEXT_REF] = self.timings[k.T_REFI]
+        # refresh=False (calibration measures refresh apart): the first refresh never comes
+        self.chan[:, k.C_NEXT_REF] = self.timings[k.T_REFI] if refresh else np.inf
         self.open_row = np.full((units, banks), -1, dtype=np.int64)
         self.row_ready = np.zeros((units, banks))
         self.act_ready = np.full((units, banks), -np.inf)
