@@ -43,6 +43,7 @@ from hwsim.memory.transaction import DramTiming
 
 RUNS_PER_OCTAVE = 4
 MAX_RUN_BYTES = 4 * 2**20
+DENSE_RUN_BYTES = 32 * 2**10
 RUN_COUNTS = (2, 4, 8, 16, 32, 64, 256, 1024, 8192)
 #: one channel's sequential accesses: every count up to DENSE_ACCESSES, then SEQUENTIAL_PER_OCTAVE per
 #: octave up to MAX_RUN_BYTES of one channel
@@ -53,15 +54,18 @@ MAX_PATTERN_BYTES = 2**20
 #: the refresh measurement streams this many refresh intervals
 REFRESH_PERIODS = 4
 PATTERNS = ("strided", "random")
+RANDOM_DRAWS = 4
 #: the code whose behaviour a calibration records: editing any of these recalibrates
 MODEL_SOURCES = ("calibration.py", "controller_kernel.py", "detailed.py", "mapping.py", "transaction.py")
 
 
 def run_grid(access_bytes: int) -> tuple[int, ...]:
-    """Run sizes: whole accesses, RUNS_PER_OCTAVE per octave from one access to MAX_RUN_BYTES."""
-    octaves = math.log2(MAX_RUN_BYTES / access_bytes)
-    sizes = {round(access_bytes * 2 ** (i / RUNS_PER_OCTAVE) / access_bytes) * access_bytes
-             for i in range(round(octaves * RUNS_PER_OCTAVE) + 1)}
+    """Run sizes: whole accesses, RUNS_PER_OCTAVE per octave from one access to DENSE_RUN_BYTES, half as
+    many above (where channel quantisation no longer matters) up to MAX_RUN_BYTES."""
+    sizes, x = set(), float(access_bytes)
+    while x <= MAX_RUN_BYTES * 1.0001:
+        sizes.add(round(x / access_bytes) * access_bytes)
+        x *= 2 ** (1 / (RUNS_PER_OCTAVE if x < DENSE_RUN_BYTES else RUNS_PER_OCTAVE / 2))
     return tuple(sorted(sizes))
 
 
@@ -153,8 +157,10 @@ def calibrate(dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
                 if count * run > MAX_PATTERN_BYTES and j > 0:
                     tables[p][j, i] = tables[p][j - 1, i]
                     continue
-                address = pattern_addresses(dram, p, run, count)
-                detailed = measure_ns(dram, address, queue_depth=queue_depth, mapping=mapping)
+                # a few runs at random addresses collide on channels by chance: average a few draws
+                seeds = range(RANDOM_DRAWS if p == "random" and count * run <= 2**17 else 1)
+                detailed = float(np.mean([measure_ns(dram, pattern_addresses(dram, p, run, count, seed),
+                                                     queue_depth=queue_depth, mapping=mapping) for seed in seeds]))
                 fast = float(sequential_of.pattern_base_ns(count * run, run))
                 tables[p][j, i] = max((detailed - closed.read_latency_ns) / fast, 0.01)
     return DramCalibration(

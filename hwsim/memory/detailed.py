@@ -48,6 +48,7 @@ class DramStats:
     row_hits: int
     activates: int
     refreshes: int
+    wasted_activates: int
     read_to_write_switches: int
     write_to_read_switches: int
     energy_pJ: dict[str, float]
@@ -100,9 +101,10 @@ class DetailedDram:
         self.row_ready = np.zeros((units, banks))
         self.act_ready = np.full((units, banks), -np.inf)
         self.pre_ready = np.full((units, banks), -np.inf)
+        self.unused = np.zeros((units, banks), dtype=np.bool_)   # opened, no column command yet
         self.inflight = np.zeros((units, self.queue_depth))          # min-heap of completion times
         self.n_inflight = np.zeros(units, dtype=np.int64)
-        self.counts = np.zeros((units, 7), dtype=np.int64)
+        self.counts = np.zeros((units, k.N_COUNTS), dtype=np.int64)
         self.first_arrival_ns = np.inf
         self.last_completion_ns = -np.inf
         self.bytes = 0
@@ -132,7 +134,7 @@ class DetailedDram:
                        offsets.astype(np.int64), np.ascontiguousarray(arrival[order]),
                        np.ascontiguousarray(bank[order]), np.ascontiguousarray(row[order]),
                        np.ascontiguousarray(writes[order]), self.chan, self.open_row, self.row_ready,
-                       self.act_ready, self.pre_ready, self.inflight, self.n_inflight, self.counts, completion,
+                       self.act_ready, self.pre_ready, self.unused, self.inflight, self.n_inflight, self.counts, completion,
                        was_hit)
         out = np.empty(n)
         out[order] = completion
@@ -155,6 +157,6 @@ class DetailedDram:
             requests=int(c[k.N_READ] + c[k.N_WRITE]), reads=int(c[k.N_READ]), writes=int(c[k.N_WRITE]),
             bytes=int(self.bytes), first_arrival_ns=self.first_arrival_ns,
             last_completion_ns=self.last_completion_ns, latency_ns=lat, row_hits=int(c[k.N_HIT]),
-            activates=int(c[k.N_ACT]), refreshes=int(c[k.N_REF]),
+            activates=int(c[k.N_ACT]), refreshes=int(c[k.N_REF]), wasted_activates=int(c[k.N_WASTED]),
             read_to_write_switches=int(c[k.N_RW_SWITCH]), write_to_read_switches=int(c[k.N_WR_SWITCH]),
             energy_pJ={key: float(v) for key, v in energy.items()}, peak_bandwidth_GBps=self.peak_bandwidth_GBps)
