@@ -72,6 +72,8 @@ class DramEnergy(Frozen):
     read_pJ_per_bit: PositiveFloat
     write_pJ_per_bit: PositiveFloat
     activate_pJ: PositiveFloat = Field(description="one activate + precharge of a row")
+    refresh_pJ: PositiveFloat = Field(description="one all-bank refresh of one (pseudo-)channel (tRFC of "
+                                      "IDD5 above standby); the detailed level charges it per refresh")
 
 
 class DramCalibration(Frozen):

@@ -77,7 +77,7 @@ def format_stats(st, title: str) -> str:
         f"row_hit_rate          {st.row_hit_rate:.3f}",
         f"reads / writes        {st.reads:,} / {st.writes:,}",
         f"activates             {st.activates:,}",
-        f"refreshes             {st.refreshes:,}",
+        f"refreshes             {st.refreshes:,} ({st.wasted_activates:,} activates wasted by refresh)",
         "energy_pJ             " + "  ".join(f"{k} {v:,.0f}" for k, v in st.energy_pJ.items()),
     ])
 

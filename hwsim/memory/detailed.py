@@ -150,7 +150,7 @@ class DetailedDram:
         e = self.dram.preset.energy
         bits = 8 * self.access_bytes
         energy = {"read": c[k.N_READ] * bits * e.read_pJ_per_bit, "write": c[k.N_WRITE] * bits * e.write_pJ_per_bit,
-                  "activate": c[k.N_ACT] * e.activate_pJ}
+                  "activate": c[k.N_ACT] * e.activate_pJ, "refresh": c[k.N_REF] * e.refresh_pJ}
         energy["total"] = sum(energy.values())
         lat = np.concatenate(self._latencies) if self._latencies else np.zeros(0)
         return DramStats(
