@@ -126,7 +126,11 @@ class DetailedDram:
         arrival = np.broadcast_to(np.asarray(arrival_ns, dtype=np.float64), (n,))
         writes = np.broadcast_to(np.asarray(is_write, dtype=np.bool_), (n,))
         channel, bank, _, row = self.mapping.locate(address)
-        order = np.lexsort((arrival, channel)) if np.ptp(arrival) > 0 else np.argsort(channel, kind="stable")
+        # by channel, arrival order within each: a stable sort of the channel when arrivals are already in
+        # order (traces, engine transfers), on int16 keys so numpy uses a radix sort
+        key = channel.astype(np.int16) if self.dram.units < 2**15 else channel
+        order = (np.argsort(key, kind="stable") if arrival.size < 2 or np.all(arrival[1:] >= arrival[:-1])
+                 else np.lexsort((arrival, channel)))
         offsets = np.searchsorted(channel[order], np.arange(self.dram.units + 1))
         completion = np.empty(n)
         was_hit = np.ones(n, dtype=np.bool_)
