@@ -63,6 +63,7 @@ def test_engine_patterns_agree_between_grid_points(preset):
     assert max(abs(d) for d in devs.values()) < 0.06
 
 
+@pytest.mark.closed_form
 @pytest.mark.parametrize("preset", ["hbm3_6400", "lpddr5x_8533"])
 def test_refresh_factor_is_the_detailed_streaming_cost(preset):
     # a sequential stream over many refresh intervals: detailed with refresh vs the calibrated fast level

@@ -22,6 +22,7 @@ def burst_ns(d: DramMemory) -> float:
     return d.preset.organisation.burst_length / d.pin_rate_Gbps
 
 
+@pytest.mark.closed_form
 @pytest.mark.parametrize("name", PRESETS)
 def test_unloaded_latency_is_the_sum_of_timings(name):
     d = dram(name)
@@ -46,6 +47,7 @@ def sequential(d: DramMemory, queue_depth: int, nbytes: int = 16 * 2**20) -> flo
     return model.stats().efficiency
 
 
+@pytest.mark.closed_form
 @pytest.mark.parametrize("name", ["hbm3_6400", "hbm2"])
 def test_sequential_reads_reach_the_refresh_limited_ceiling(name):
     d = dram(name)
@@ -66,6 +68,7 @@ def test_shallow_queues_fall_well_below_the_ceiling(name):
     assert shallow < 0.8 * deep
 
 
+@pytest.mark.closed_form
 @pytest.mark.parametrize("name", PRESETS)
 def test_random_small_reads_are_bounded_by_four_activates_per_tfaw(name):
     d = dram(name)
@@ -157,6 +160,7 @@ def test_mapping_round_trips(text):
     assert (ch[0], bank[0], bg[0], row[0]) == (131, 2 * 4 + 3, 2, 77)
 
 
+@pytest.mark.closed_form
 def test_a_younger_request_to_an_idle_bank_is_not_held_behind_an_older_ones_precharge():
     # bank 0 row 0 at 0 ns, bank 0 row 1 at 1 ns (a conflict: waits for tRAS), bank group 1 at 2 ns.
     # The third activates at once (tRRD_S after the first): tRRD_S + tRCD + tCL + burst after 0 ns

@@ -23,6 +23,7 @@ def efficiency(dram: DramTiming, nbytes: float, run_bytes: float, pattern: str =
     return float(nbytes / dram.peak_bytes_per_ns / dram.service_ns(nbytes, run_bytes, pattern))
 
 
+@pytest.mark.closed_form
 @pytest.mark.parametrize("preset", known_presets("dram"))
 def test_streaming_reaches_the_refresh_limited_ceiling(preset):
     t = load_preset("dram", preset, DramPreset).timings_ns
@@ -36,6 +37,7 @@ def test_streaming_reaches_the_refresh_limited_ceiling(preset):
     assert 0.85 < got < 0.95  # REFERENCE.md: about 90% of peak for purely sequential reads
 
 
+@pytest.mark.closed_form
 @pytest.mark.parametrize("preset", known_presets("dram"))
 def test_random_small_reads_are_bounded_by_four_activates_per_tfaw(preset):
     p = load_preset("dram", preset, DramPreset)
@@ -48,6 +50,7 @@ def test_random_small_reads_are_bounded_by_four_activates_per_tfaw(preset):
     assert got < 0.5
 
 
+@pytest.mark.closed_form
 def test_golden_hbm2_64kib_transfer_by_hand():
     # HBM2 (DRAMsim3): 8 channels x 32 GB/s, 256 B interleave -> 8 KiB per channel -> 256 ns of bus time.
     # 32 rows of 2 KiB, 4 per channel, at most one per max(tFAW/4, tRRD_S, tRC/16) = 7.5 ns: 30 ns < 256.
