@@ -189,3 +189,21 @@ def test_refresh_wastes_few_activates():
     per_refresh = st.wasted_activates / st.refreshes
     print(f"hbm2 random at ~half load: {per_refresh:.2f} wasted activates per refresh")
     assert per_refresh < 3
+
+
+@pytest.mark.closed_form
+def test_a_shared_row_command_bus_bounds_random_reads():
+    # hbm2e with a row command slot long enough to bind (Ramulator 2 charges ACT/PRE on a row bus the two
+    # pseudo-channels share): random reads then reach at most one access per 2 x row_command per unit
+    base = dram("hbm2e")
+    p = base.preset
+    slow = p.model_copy(update={"timings_ns": p.timings_ns.model_copy(update={"row_command": 6.0})})
+    d = base.model_copy(update={"preset": slow})
+    access = p.organisation.access_bytes
+    bound = access / (p.organisation.command_bus_shared_by * 6.0) * d.units
+    rng = np.random.default_rng(3)
+    model = DetailedDram(d)
+    model.submit(rng.integers(0, 2**32 // access, 200_000) * access, False, 0.0)
+    got = model.stats().bandwidth_GBps
+    print(f"hbm2e, row bus 6 ns shared by 2: random {got:.1f} GB/s vs bus bound {bound:.1f} ({100 * (got / bound - 1):+.1f}%)")
+    assert 0.85 * bound < got <= bound * 1.001

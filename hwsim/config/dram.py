@@ -21,6 +21,8 @@ class DramOrganisation(Frozen):
     banks_per_group: PositiveInt
     capacity_bytes: PositiveInt = Field(description="capacity of one stack / package set")
     declared_peak_bandwidth_GBps: PositiveFloat
+    command_bus_shared_by: PositiveInt = Field(
+        1, description="(pseudo-)channels sharing one row/column command bus (HBM pseudo-channel modes: 2)")
 
     @property
     def units(self) -> int:
@@ -57,6 +59,9 @@ class DramTimings(Frozen):
     tRTP: PositiveFloat
     tREFI: PositiveFloat
     tRFC: PositiveFloat
+    row_command: NonNegativeFloat = Field(
+        0.0, description="row command bus time of one activate and its precharge (0: not modelled)")
+    column_command: NonNegativeFloat = Field(0.0, description="column command bus time of one read or write")
 
     @model_validator(mode="after")
     def _consistent(self) -> DramTimings:

@@ -12,7 +12,11 @@ Event-driven: time jumps from one command to the next; nothing ticks through idl
    turnaround, tWTR_S/L after write data), oldest first on ties (first-ready, first-come-first-served);
  - precharge readiness after a column command (tRTP after reads, tWR after write data);
  - closed-row policy: a bank with no further waiting hits precharges right after its column command;
- - all-bank refresh every tREFI: precharge all, then tRFC with no commands.
+ - all-bank refresh every tREFI: precharge all, then tRFC with no commands;
+ - command buses (data per technology): an activate and its precharge hold the row command bus for
+   `row_command`, a column command the column bus for `column_command`; (pseudo-)channels sharing a
+   bus get it in turn, so each is charged `command_bus_shared_by` times those (a time-share: exact at
+   saturation, slightly pessimistic when the sibling is idle).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 
 # indices into the timing vector (ns); `detailed.KernelTimings` builds it
 T_RCD, T_CL, T_CWL, T_RP, T_RAS, T_RC, T_RRD_S, T_RRD_L, T_FAW, T_CCD_S, T_CCD_L, T_WR, T_WTR_S, \
-    T_WTR_L, T_RTP, T_REFI, T_RFC, T_BURST, T_RTW = range(19)
+    T_WTR_L, T_RTP, T_REFI, T_RFC, T_BURST, T_RTW, T_ROW_BUS, T_COL_BUS = range(21)
+N_TIMINGS = 21
 # indices into the per-channel scalar state
 C_LAST_ACT, C_LAST_ACT_BG, C_LAST_COL, C_LAST_COL_BG, C_LAST_READ_COL, C_LAST_WRITE_END, \
     C_LAST_WRITE_BG, C_NEXT_REF, C_NOW, C_FAW0, C_FAW1, C_FAW2, C_FAW3, C_FAW_I, C_LAST_DIR = range(15)
@@ -174,7 +179,7 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
                     act = max(act, max(p_adm[e], pre_ready[u, b]) + t[T_RP])
                 g = b // banks_per_group
                 same = chan[u, C_LAST_ACT_BG] == g
-                act = max(act, chan[u, C_LAST_ACT] + (t[T_RRD_L] if same else t[T_RRD_S]))
+                act = max(act, chan[u, C_LAST_ACT] + max(t[T_RRD_L] if same else t[T_RRD_S], t[T_ROW_BUS]))
                 act = max(act, chan[u, C_FAW0 + int(chan[u, C_FAW_I])] + t[T_FAW])
                 if act < best_act or (act == best_act and p_req[e] < p_req[head[act_bank]]):
                     best_act = act
@@ -188,7 +193,8 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
                     continue
                 g = b // banks_per_group
                 base = max(now, row_ready[u, b])
-                base = max(base, chan[u, C_LAST_COL] + (t[T_CCD_L] if chan[u, C_LAST_COL_BG] == g else t[T_CCD_S]))
+                base = max(base, chan[u, C_LAST_COL] + max(t[T_CCD_L] if chan[u, C_LAST_COL_BG] == g else t[T_CCD_S],
+                                                            t[T_COL_BUS]))
                 seen_read = False
                 seen_write = False
                 e = head[b]

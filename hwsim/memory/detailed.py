@@ -23,7 +23,7 @@ def kernel_timings(dram: DramMemory) -> np.ndarray:
     """The one place that turns a preset into the kernel's timing vector (ns)."""
     org, t = dram.preset.organisation, dram.preset.timings_ns
     burst = org.burst_length / dram.pin_rate_Gbps
-    out = np.zeros(19)
+    out = np.zeros(k.N_TIMINGS)
     out[[k.T_RCD, k.T_CL, k.T_CWL, k.T_RP, k.T_RAS, k.T_RC, k.T_RRD_S, k.T_RRD_L, k.T_FAW]] = (
         t.tRCD, t.tCL, t.tCWL, t.tRP, t.tRAS, t.tRC, t.tRRD_S, t.tRRD_L, t.tFAW)
     out[k.T_CCD_S], out[k.T_CCD_L] = max(t.tCCD_S, burst), max(t.tCCD_L, burst)  # a burst holds the bus
@@ -31,6 +31,8 @@ def kernel_timings(dram: DramMemory) -> np.ndarray:
         t.tWR, t.tWTR_S, t.tWTR_L, t.tRTP, t.tREFI, t.tRFC)
     out[k.T_BURST] = burst
     out[k.T_RTW] = max(t.tCL + burst + 2 * t.tCK - t.tCWL, burst)  # read-to-write bus turnaround
+    shared = org.command_bus_shared_by
+    out[k.T_ROW_BUS], out[k.T_COL_BUS] = shared * t.row_command, shared * t.column_command
     return out
 
 

@@ -35,7 +35,7 @@ class DramTiming:
     row_bytes: int
     access_bytes: int
     banks_per_unit: int
-    activate_interval_ns: float     # sustained: max(tFAW / 4, tRRD_S)
+    activate_interval_ns: float     # sustained: max(tFAW / 4, tRRD_S, the row command bus share)
     tRC_ns: float
     refresh_efficiency: float       # 1 - tRFC / tREFI
     read_latency_ns: float          # closed row: tRCD + tCL + burst
@@ -62,7 +62,8 @@ class DramTiming:
             units=dram.units, unit_bytes_per_ns=dram.unit_bandwidth_GBps,
             interleave_bytes=dram.interleave_bytes, row_bytes=org.row_bytes, access_bytes=org.access_bytes,
             banks_per_unit=org.bank_groups * org.banks_per_group,
-            activate_interval_ns=max(t.tFAW / 4.0, t.tRRD_S), tRC_ns=t.tRC,
+            activate_interval_ns=max(t.tFAW / 4.0, t.tRRD_S, org.command_bus_shared_by * t.row_command),
+            tRC_ns=t.tRC,
             refresh_efficiency=1.0 - t.tRFC / t.tREFI,
             read_latency_ns=t.tRCD + t.tCL + burst_ns,
             write_to_read_ns=t.tCWL + burst_ns + t.tWTR_L,
