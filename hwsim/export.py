@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from hwsim.engine import DramQueue
-from hwsim.memory.dram_traces import format_lines
 
 
 class RecordingQueue(DramQueue):
@@ -30,6 +29,7 @@ def export_trace(exp, out: Path, *, fmt: str, steps: int | None = None) -> int:
     """Write the trace; return the number of requests."""
     from hwsim.engine import DecodeEngine
     from hwsim.errors import HwsimInputError
+    from hwsim.memory.dram_traces import format_lines
     from hwsim.runner import prepare, transfer_requests, workload_entropies
     from hwsim.traffic import build_traffic
 

@@ -9,20 +9,27 @@ from hypothesis import strategies as st
 from hwsim.config import DramPreset, Hardware, load_preset
 from hwsim.config.hardware import DramMemory
 from hwsim.config.loading import known_presets
+from hwsim.memory.calibration import calibrated as calibrate_dram
 from hwsim.memory.transaction import DramTiming
 
 
 def timing(preset: str, stacks: int = 1, calibrated: bool = True) -> DramTiming:
     dram = DramMemory(preset=load_preset("dram", preset, DramPreset), stacks=stacks, source="test")
-    return DramTiming.from_config(dram, calibrated=calibrated)
+    return DramTiming.from_config(calibrate_dram(dram) if calibrated else dram, calibrated=calibrated)
 
 
+def efficiency(dram: DramTiming, nbytes: float, run_bytes: float, pattern: str = "strided") -> float:
+    """Achieved share of peak bandwidth for a transfer."""
+    return float(nbytes / dram.peak_bytes_per_ns / dram.service_ns(nbytes, run_bytes, pattern))
+
+
+@pytest.mark.closed_form
 @pytest.mark.parametrize("preset", known_presets("dram"))
 def test_streaming_reaches_the_refresh_limited_ceiling(preset):
     t = load_preset("dram", preset, DramPreset).timings_ns
     expected = 1 - t.tRFC / t.tREFI
-    got = timing(preset, calibrated=False).efficiency(256 * 2**20, 256 * 2**20)
-    calibrated = timing(preset).efficiency(256 * 2**20, 256 * 2**20)  # detailed model's figure
+    got = efficiency(timing(preset, calibrated=False), 256 * 2**20, 256 * 2**20)
+    calibrated = efficiency(timing(preset), 256 * 2**20, 256 * 2**20)  # detailed model's figure
     print(f"{preset}: streaming {got:.4f} of peak vs closed form {expected:.4f} "
           f"({100 * (got / expected - 1):+.2f}%); calibrated {calibrated:.4f}")
     assert got == pytest.approx(expected, rel=0.01)
@@ -31,23 +38,25 @@ def test_streaming_reaches_the_refresh_limited_ceiling(preset):
     assert 0.85 < got < 0.95  # REFERENCE.md: about 90% of peak for purely sequential reads
 
 
+@pytest.mark.closed_form
 @pytest.mark.parametrize("preset", known_presets("dram"))
 def test_random_small_reads_are_bounded_by_four_activates_per_tfaw(preset):
     p = load_preset("dram", preset, DramPreset)
     dram = timing(preset)
     access = p.organisation.access_bytes
     ceiling = 4 * access / p.timings_ns.tFAW / dram.unit_bytes_per_ns
-    got = dram.efficiency(access * 100_000, access)
+    got = efficiency(dram, access * 100_000, access, "random")
     print(f"{preset}: random {access} B reads {got:.3f} of peak, tFAW ceiling {ceiling:.3f}")
     assert got <= ceiling + 1e-9
     assert got < 0.5
 
 
+@pytest.mark.closed_form
 def test_golden_hbm2_64kib_transfer_by_hand():
     # HBM2 (DRAMsim3): 8 channels x 32 GB/s, 256 B interleave -> 8 KiB per channel -> 256 ns of bus time.
     # 32 rows of 2 KiB, 4 per channel, at most one per max(tFAW/4, tRRD_S, tRC/16) = 7.5 ns: 30 ns < 256.
     # Refresh: 256 / (1 - 260/3900) = 274.2857 ns.
-    # (the bare closed form; the calibrated model scales it by configs/calibration/hbm2.yaml)
+    # (the bare closed form; the calibrated model scales it by the configuration's calibration)
     bare = timing("hbm2", calibrated=False)
     assert bare.service_ns(65536, 65536) == pytest.approx(256 / (1 - 260 / 3900), rel=1e-9)
     assert bare.activates(65536, 65536) == 32
@@ -56,10 +65,13 @@ def test_golden_hbm2_64kib_transfer_by_hand():
 @given(st.sampled_from(known_presets("dram")), st.integers(1, 2**26), st.integers(1, 2**26),
        st.sampled_from([32, 64, 4096, 2**20]))
 def test_service_time_is_monotone_and_never_beats_peak(preset, a, b, run):
-    dram = timing(preset)
+    bare, dram = timing(preset, calibrated=False), timing(preset)
     small, large = sorted((a, b))
-    assert dram.service_ns(small, run) <= dram.service_ns(large, run) + 1e-9
-    assert dram.service_ns(large, run) >= large / dram.peak_bytes_per_ns - 1e-9
+    assert bare.service_ns(small, run) <= bare.service_ns(large, run) + 1e-9
+    assert bare.service_ns(large, run) >= large / bare.peak_bytes_per_ns - 1e-9
+    # calibrated: one sequential run is monotone in its size; the first access is in the read latency
+    assert dram.service_ns(small, small) <= dram.service_ns(large, large) + 1e-9
+    assert dram.read_latency_ns + dram.service_ns(large, run) >= large / dram.peak_bytes_per_ns - 1e-9
 
 
 def test_more_stacks_scale_bandwidth():

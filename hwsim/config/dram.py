@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+import itertools
+
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
 from hwsim.records import Frozen
 
@@ -19,6 +21,8 @@ class DramOrganisation(Frozen):
     banks_per_group: PositiveInt
     capacity_bytes: PositiveInt = Field(description="capacity of one stack / package set")
     declared_peak_bandwidth_GBps: PositiveFloat
+    command_bus_shared_by: PositiveInt = Field(
+        1, description="(pseudo-)channels sharing one row/column command bus (HBM pseudo-channel modes: 2)")
 
     @property
     def units(self) -> int:
@@ -55,6 +59,9 @@ class DramTimings(Frozen):
     tRTP: PositiveFloat
     tREFI: PositiveFloat
     tRFC: PositiveFloat
+    row_command: NonNegativeFloat = Field(
+        0.0, description="row command bus time of one activate and its precharge (0: not modelled)")
+    column_command: NonNegativeFloat = Field(0.0, description="column command bus time of one read or write")
 
     @model_validator(mode="after")
     def _consistent(self) -> DramTimings:
@@ -70,6 +77,52 @@ class DramEnergy(Frozen):
     read_pJ_per_bit: PositiveFloat
     write_pJ_per_bit: PositiveFloat
     activate_pJ: PositiveFloat = Field(description="one activate + precharge of a row")
+    refresh_pJ: PositiveFloat = Field(description="one all-bank refresh of one (pseudo-)channel (tRFC of "
+                                      "IDD5 above standby); the detailed level charges it per refresh")
+
+
+class DramCalibration(Frozen):
+    """Fast-level calibration of one resolved DRAM configuration, measured with the detailed level.
+
+    Never written by hand: `hwsim.memory.calibration.calibrated` computes it (or reads it from the user
+    cache) when a configuration is resolved, keyed by `key`, the sha256 of everything it depends on
+    (organisation, timings, stacks, pin rate, interleave, queue depth, mapping and the models' code).
+    Times are without refresh; `refresh_factor` (detailed streaming time with refresh over the same
+    without) stretches them all. One sequential run is served in the time its busiest channel takes for
+    its accesses (`sequential_ns` by `busiest_accesses`, beyond the first access); `count` runs of `run`
+    bytes take the closed form times `strided` or `random` (by run count, then run size)."""
+
+    key: str = Field(pattern="^[0-9a-f]{64}$")
+    source: str = Field(min_length=3)
+    queue_depth: PositiveInt
+    mapping: str = Field(min_length=2)
+    refresh_factor: PositiveFloat
+    busiest_accesses: tuple[PositiveInt, ...] = Field(min_length=2)
+    sequential_ns: tuple[NonNegativeFloat, ...]
+    run_bytes: tuple[PositiveInt, ...] = Field(min_length=2)
+    run_counts: tuple[PositiveInt, ...] = Field(min_length=1)
+    strided: tuple[tuple[PositiveFloat, ...], ...] = Field(
+        description="factor by run count (rows) and run size (columns); runs at a slot stride that "
+        "rotates over the channels, as hwsim.memory.layout places per-stream states")
+    random: tuple[tuple[PositiveFloat, ...], ...] = Field(
+        description="factor by run count and run size; runs at random access-aligned addresses (gathers)")
+
+    @model_validator(mode="after")
+    def _table_shapes(self) -> DramCalibration:
+        for name in ("busiest_accesses", "run_bytes", "run_counts"):
+            values = getattr(self, name)
+            if any(b <= a for a, b in itertools.pairwise(values)):
+                raise ValueError(f"{name} must be strictly increasing")
+        if len(self.sequential_ns) != len(self.busiest_accesses):
+            raise ValueError("sequential_ns needs one time per busiest_accesses entry")
+        if self.run_counts[0] < 2:
+            raise ValueError("run_counts start at 2: one run is the sequential table")
+        for name in ("strided", "random"):
+            table = getattr(self, name)
+            if len(table) != len(self.run_counts) or any(len(row) != len(self.run_bytes) for row in table):
+                raise ValueError(f"{name}: expected {len(self.run_counts)} rows (run_counts) of "
+                                 f"{len(self.run_bytes)} factors (run_bytes)")
+        return self
 
 
 class DramPreset(Frozen):

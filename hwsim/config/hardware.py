@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
-from hwsim.config.dram import DramPreset
+from hwsim.config.dram import DramCalibration, DramPreset
 from hwsim.config.execution import Dataflow, Execution
 from hwsim.records import Frozen
 
@@ -23,6 +23,9 @@ class DramMemory(Frozen):
         None, description="override of the preset's pin rate (products often run below the JEDEC maximum)")
     interleave_bytes: PositiveInt = Field(256, description="address interleave granularity across channels")
     source: str = Field(min_length=3)
+    calibration: DramCalibration | None = Field(
+        None, description="resolved, not written by hand: the fast level's calibration for exactly this "
+        "configuration (computed or read from the user cache when the experiment is loaded)")
 
     @model_validator(mode="after")
     def _interleave(self) -> DramMemory:

@@ -310,12 +310,15 @@ def named_file(ref: str | Path, folder: str, what: str) -> Path:
 
 def load_experiment(path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = (),
                     raw: dict | None = None):
-    """Read, resolve and validate an experiment (default: configs/experiments/default.yaml)."""
+    """Read, resolve and validate an experiment (default: configs/experiments/default.yaml). Resolving
+    includes the DRAM's fast-level calibration (computed once per configuration, then read from the user
+    cache), so it is recorded in the experiment, resolved.yaml and a sweep point's hash."""
     from hwsim.config.experiment import Experiment
+    from hwsim.memory.calibration import resolve_calibration
 
     file = named_file(path, "experiments", "experiment") if path is not None else (
         None if raw is not None else DEFAULT_EXPERIMENT)
     sources: dict[str, str] = {}
     resolved = resolve_raw(read_yaml(file) if raw is None else raw, file=file, overrides=overrides,
                            sources=sources)
-    return validate(Experiment, resolved, file=file, sources=sources)
+    return resolve_calibration(validate(Experiment, resolved, file=file, sources=sources))

@@ -1,118 +1,219 @@
-"""Calibrate the fast (transaction-level) model from the detailed (request-level) one, per DRAM preset.
+"""Calibrate the fast (transaction-level) model from the detailed (request-level) one, for exactly the
+DRAM configuration being resolved.
 
-For the access patterns hwsim generates (streams of runs: weight tiles, per-stream state tiles, conv
-states, strided small runs, random single accesses) the detailed model serves a transfer on one stack;
-the ratio of its time to the closed form's, by run size, is stored in configs/calibration/<preset>.yaml
-and `DramTiming` multiplies its service time by it (log-interpolated in run size). Regenerate with
-`hwsim dram calibrate --preset NAME`.
+What is measured: for each pattern hwsim's engine issues, on a fresh detailed model of the resolved
+configuration (all stacks, its pin rate, interleave, mapping and the queue depth of the DMA), the time
+of one read transfer of `count` runs of `run` bytes, with refresh left out. The factor stored is that
+time less the first-access latency, over the closed form without refresh (`DramTiming.unrefreshed_ns`).
+Refresh is measured once, apart: a sequential stream over several tREFI with and without refresh gives
+`refresh_factor`. Measuring refresh apart makes the factors independent of where a transfer falls in
+the refresh period (a 1 MiB transfer from t = 0 never meets a refresh, a later one may), so small
+measurements suffice and the fast level charges refresh at its average cost, as it always did.
+
+Patterns (the engine's transfers): `strided` - `count` runs in consecutive per-stream slots, at the slot
+stride `mapping.slot_stride_bytes` gives (the stride `layout.AddressLayout` uses), the shape of state,
+conv-state and weight transfers (count 1 = one sequential run); `random` - runs at random access-aligned
+addresses, the shape of embedding gathers. Grid: run sizes from one access to `MAX_RUN_BYTES` at
+`RUNS_PER_OCTAVE` per octave, counts `RUN_COUNTS` (a point above `MAX_PATTERN_BYTES` takes the factor
+of the largest count that fits: transfers that large are steady streams). Beyond the grid the factor is
+held (the closed form is linear there).
+
+The result (`DramCalibration`) is data: recorded in the resolved configuration (so in resolved.yaml and
+in a sweep point's hash), cached in the user cache directory (`hwsim.cache`) under the sha256 of its
+inputs, which include the source of the models that produce it, so changing either recalibrates.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import hashlib
+import json
+import math
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from hwsim.config.dram import DramPreset
+from hwsim.cache import cache_dir
+from hwsim.config.dram import DramCalibration
 from hwsim.config.hardware import DramMemory
-from hwsim.paths import CONFIGS_DIR
+from hwsim.files import write_text_atomic
+from hwsim.memory.detailed import DEFAULT_QUEUE_DEPTH, DetailedDram
+from hwsim.memory.mapping import DEFAULT_MAPPING, slot_stride_bytes
+from hwsim.memory.transaction import DramTiming
 
-CALIBRATION_DIR = CONFIGS_DIR / "calibration"
-#: run sizes (bytes) the table covers: single accesses, strided runs, state tiles, weight tiles
-RUN_BYTES = (32, 64, 256, 1024, 4096, 16384, 65536, 262144, 2097152)
-TRANSFER_BYTES = 8 * 2**20
-#: streams are long enough to span several tREFI, so refresh enters at its average cost
-STREAM_TRANSFER_BYTES = 32 * 2**20
-QUEUE_DEPTH = 128
-INTERLEAVE_BYTES = 256
+RUNS_PER_OCTAVE = 4
+MAX_RUN_BYTES = 4 * 2**20
+DENSE_RUN_BYTES = 32 * 2**10
+RUN_COUNTS = (2, 4, 8, 16, 32, 64, 256, 1024, 8192)
+#: one channel's sequential accesses: every count up to DENSE_ACCESSES, then SEQUENTIAL_PER_OCTAVE per
+#: octave up to MAX_RUN_BYTES of one channel
+DENSE_ACCESSES = 256
+SEQUENTIAL_PER_OCTAVE = 8
+MAX_CHANNEL_BYTES = 2**20
+MAX_PATTERN_BYTES = 2**20
+#: the refresh measurement streams this many refresh intervals
+REFRESH_PERIODS = 4
+PATTERNS = ("strided", "random")
+RANDOM_DRAWS = 4
+#: the code whose behaviour a calibration records: editing any of these recalibrates
+MODEL_SOURCES = ("calibration.py", "controller_kernel.py", "detailed.py", "mapping.py", "transaction.py")
 
 
-def transfer_bytes(run_bytes: int) -> int:
-    return STREAM_TRANSFER_BYTES if run_bytes >= 65536 else TRANSFER_BYTES
+def run_grid(access_bytes: int) -> tuple[int, ...]:
+    """Run sizes: whole accesses, RUNS_PER_OCTAVE per octave from one access to DENSE_RUN_BYTES, half as
+    many above (where channel quantisation no longer matters) up to MAX_RUN_BYTES."""
+    sizes, x = set(), float(access_bytes)
+    while x <= MAX_RUN_BYTES * 1.0001:
+        sizes.add(round(x / access_bytes) * access_bytes)
+        x *= 2 ** (1 / (RUNS_PER_OCTAVE if x < DENSE_RUN_BYTES else RUNS_PER_OCTAVE / 2))
+    return tuple(sorted(sizes))
 
 
-def pattern_addresses(run_bytes: int, access_bytes: int, total_bytes: int | None = None,
-                      seed: int = 0) -> np.ndarray:
-    """Runs of `run_bytes` at the addresses hwsim uses for them: runs of a row or more sit in slots
-    twice their size (state slots hold the high-precision state; a low-precision one uses the start);
-    smaller runs are scattered at random (gathers, random and strided accesses)."""
-    run = max(run_bytes, access_bytes)
-    runs = max(1, (total_bytes or transfer_bytes(run_bytes)) // run)
-    per_run = np.arange(run // access_bytes, dtype=np.int64) * access_bytes
-    if run >= 2 * 2**20:   # weight tiles: one contiguous stream
-        starts = np.arange(runs, dtype=np.int64) * run
-    elif run >= 1024:
-        starts = np.arange(runs, dtype=np.int64) * 2 * run
+def pattern_addresses(dram: DramMemory, pattern: str, run_bytes: int, count: int, seed: int = 0) -> np.ndarray:
+    """Access addresses of `count` runs of `run_bytes` laid out as `pattern` (see the module docstring)."""
+    access = dram.preset.organisation.access_bytes
+    per_run = np.arange(max(1, math.ceil(run_bytes / access)), dtype=np.int64) * access
+    if pattern == "strided" or count == 1:
+        stride = slot_stride_bytes(run_bytes, access_bytes=access, interleave_bytes=dram.interleave_bytes,
+                                   units=dram.units)
+        starts = np.arange(count, dtype=np.int64) * stride
+    elif pattern == "random":
+        slots = (dram.capacity_bytes - run_bytes) // access
+        starts = np.random.default_rng(seed).integers(0, slots, count).astype(np.int64) * access
     else:
-        rng = np.random.default_rng(seed)
-        starts = rng.choice(2**31 // run, size=runs, replace=False).astype(np.int64) * run
+        raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
     return (starts[:, None] + per_run[None, :]).ravel()
 
 
-def one_stack(preset: DramPreset) -> DramMemory:
-    return DramMemory(preset=preset, interleave_bytes=INTERLEAVE_BYTES,
-                      source="calibration: one stack at the preset's pin rate")
+def measure_ns(dram: DramMemory, address: np.ndarray, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
+               mapping: str = DEFAULT_MAPPING, refresh: bool = False, start_ns: float = 0.0) -> float:
+    """Detailed-model time (ns) from `start_ns` to the last completion of one read transfer, on a fresh
+    controller (every bank closed)."""
+    model = DetailedDram(dram, queue_depth=queue_depth, mapping=mapping, refresh=refresh)
+    return float(model.submit(address, False, start_ns, keep_latency=False).max()) - start_ns
 
 
-def measure(dram: DramMemory, run_bytes: int, *, total_bytes: int | None = None,
-            queue_depth: int = QUEUE_DEPTH) -> float:
-    """Detailed-model time (ns) of one read transfer of `total_bytes` in runs of `run_bytes`."""
-    from hwsim.memory.detailed import DetailedDram
-
-    model = DetailedDram(dram, queue_depth=queue_depth)
-    address = pattern_addresses(run_bytes, dram.preset.organisation.access_bytes, total_bytes)
-    return float(model.submit(address, False, 0.0, keep_latency=False).max())
-
-
-@dataclass(frozen=True)
-class Calibration:
-    preset: str
-    run_bytes: tuple[float, ...]
-    factor: tuple[float, ...]
-
-    def scale(self, run_bytes) -> np.ndarray:
-        """Service-time multiplier for runs of `run_bytes` (interpolated in log2 of the run size)."""
-        x = np.log2(np.maximum(np.asarray(run_bytes, dtype=np.float64), 1.0))
-        return np.interp(x, np.log2(self.run_bytes), self.factor)
+def calibration_key(dram: DramMemory, *, queue_depth: int, mapping: str) -> str:
+    """sha256 of every input the calibration depends on, the models' source code included."""
+    here = Path(__file__).parent
+    code = hashlib.sha256(b"".join((here / name).read_bytes() for name in MODEL_SOURCES)).hexdigest()
+    inputs = {"organisation": dram.preset.organisation.model_dump(mode="json"),
+              "timings_ns": dram.preset.timings_ns.model_dump(mode="json"), "stacks": dram.stacks,
+              "pin_rate_Gbps": dram.pin_rate_Gbps, "interleave_bytes": dram.interleave_bytes,
+              "queue_depth": int(queue_depth), "mapping": mapping, "code": code}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
-def calibrate(preset: DramPreset) -> dict:
-    """Measure every run size; the returned mapping is what the YAML file holds."""
-    from hwsim.memory.transaction import DramTiming
+def refresh_factor(dram: DramMemory, *, queue_depth: int, mapping: str) -> float:
+    """Detailed time of a sequential stream over REFRESH_PERIODS x tREFI with refresh, over without.
+    Channels refresh independently, so one stack stands for all."""
+    one = dram.model_copy(update={"stacks": 1, "calibration": None})
+    t = dram.preset.timings_ns
+    access = dram.preset.organisation.access_bytes
+    nbytes = REFRESH_PERIODS * t.tREFI * one.peak_bandwidth_GBps
+    address = np.arange(int(nbytes // access), dtype=np.int64) * access
+    on = measure_ns(one, address, queue_depth=queue_depth, mapping=mapping, refresh=True)
+    off = measure_ns(one, address, queue_depth=queue_depth, mapping=mapping, refresh=False)
+    return on / off
 
-    dram = one_stack(preset)
+
+def busiest_grid(access_bytes: int) -> tuple[int, ...]:
+    top = MAX_CHANNEL_BYTES // access_bytes
+    dense = set(range(1, DENSE_ACCESSES + 1))
+    octaves = math.log2(top / DENSE_ACCESSES)
+    dense |= {round(DENSE_ACCESSES * 2 ** (i / SEQUENTIAL_PER_OCTAVE))
+              for i in range(round(octaves * SEQUENTIAL_PER_OCTAVE) + 1)}
+    return tuple(sorted(dense))
+
+
+def channel_stream(dram: DramMemory, accesses: int, mapping: str) -> np.ndarray:
+    """The first `accesses` accesses a sequential stream from address 0 sends to channel 0. Channels
+    are independent controllers, so that channel alone times a whole stream whose busiest channel
+    serves `accesses`. (Mappings with the channel as the lowest field; others get the whole stream.)"""
+    access = dram.preset.organisation.access_bytes
+    block = max(1, min(dram.interleave_bytes, dram.preset.organisation.row_bytes) // access)
+    if not mapping.endswith("Ch"):
+        blocks = -(-accesses // block)
+        return np.arange(blocks * block * dram.units, dtype=np.int64) * access
+    i = np.arange(accesses, dtype=np.int64)
+    return ((i // block) * dram.units * block + i % block) * access
+
+
+def calibrate(dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
+              mapping: str = DEFAULT_MAPPING) -> DramCalibration:
+    """Measure the whole grid on the detailed model (no cache; `calibrated` is the cached entry point)."""
     closed = DramTiming.from_config(dram, calibrated=False)
-    rows = []
-    for run in RUN_BYTES:
-        detailed_ns = measure(dram, run)
-        nbytes = len(pattern_addresses(run, preset.organisation.access_bytes)) * preset.organisation.access_bytes
-        fast_ns = float(closed.service_ns(nbytes, run))
-        factor = (detailed_ns - closed.read_latency_ns) / fast_ns
-        rows.append({"run_bytes": run, "factor": round(factor, 5),
-                     "detailed_GBps": round(nbytes / detailed_ns, 2)})
-    return {"preset": preset.name,
-            "source": f"hwsim dram calibrate --preset {preset.name} (detailed model, one stack, "
-                      f"queue depth {QUEUE_DEPTH}, interleave {INTERLEAVE_BYTES} B, default mapping, "
-                      f"{TRANSFER_BYTES // 2**20} MiB read transfers, {STREAM_TRANSFER_BYTES // 2**20} MiB from 64 KiB runs)",
-            "queue_depth": QUEUE_DEPTH, "interleave_bytes": INTERLEAVE_BYTES, "points": rows}
+    access = dram.preset.organisation.access_bytes
+    busiest = busiest_grid(access)
+    sequential = [max(measure_ns(dram, channel_stream(dram, a, mapping), queue_depth=queue_depth,
+                                 mapping=mapping) - closed.read_latency_ns, 0.0) for a in busiest]
+    runs = run_grid(access)
+    seq_cal = DramCalibration.model_construct(busiest_accesses=busiest, sequential_ns=tuple(sequential))
+    sequential_of = dataclasses.replace(closed, calibration=seq_cal)  # the patterns' base, half-calibrated
+    tables = {p: np.ones((len(RUN_COUNTS), len(runs))) for p in PATTERNS}
+    for i, run in enumerate(runs):
+        for j, count in enumerate(RUN_COUNTS):
+            for p in PATTERNS:
+                if count * run > MAX_PATTERN_BYTES and j > 0:
+                    tables[p][j, i] = tables[p][j - 1, i]
+                    continue
+                # a few runs at random addresses collide on channels by chance: average a few draws
+                seeds = range(RANDOM_DRAWS if p == "random" and count * run <= 2**17 else 1)
+                detailed = float(np.mean([measure_ns(dram, pattern_addresses(dram, p, run, count, seed),
+                                                     queue_depth=queue_depth, mapping=mapping) for seed in seeds]))
+                fast = float(sequential_of.pattern_base_ns(count * run, run))
+                tables[p][j, i] = max((detailed - closed.read_latency_ns) / fast, 0.01)
+    return DramCalibration(
+        key=calibration_key(dram, queue_depth=queue_depth, mapping=mapping),
+        source=(f"hwsim.memory.calibration (detailed model of {dram.stacks} x {dram.preset.name} at "
+                f"{dram.pin_rate_Gbps:g} Gb/s/pin, interleave {dram.interleave_bytes} B, queue depth "
+                f"{queue_depth}, mapping {mapping}; refresh measured apart)"),
+        queue_depth=queue_depth, mapping=mapping,
+        refresh_factor=round(refresh_factor(dram, queue_depth=queue_depth, mapping=mapping), 6),
+        busiest_accesses=busiest, sequential_ns=tuple(round(v, 4) for v in sequential),
+        run_bytes=runs, run_counts=RUN_COUNTS,
+        **{p: tuple(tuple(round(float(v), 5) for v in row) for row in tables[p]) for p in PATTERNS})
 
 
-def write_calibration(data: dict, directory: Path = CALIBRATION_DIR) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{data['preset']}.yaml"
-    header = ("# Fast-model calibration: service time x factor by run size, measured with the detailed "
-              "model.\n# Generated; do not edit by hand. Regenerate: " + data["source"].split(" (")[0] + "\n")
-    path.write_text(header + yaml.safe_dump(data, sort_keys=False))
-    return path
+def cache_path(key: str) -> Path:
+    return cache_dir("calibration") / f"{key}.json"
 
 
-def load_calibration(preset_name: str, directory: Path = CALIBRATION_DIR) -> Calibration | None:
-    path = directory / f"{preset_name}.yaml"
-    if not path.is_file():
+def write_calibration(cal: DramCalibration, path: str | Path) -> Path:
+    return write_text_atomic(path, json.dumps(cal.model_dump(mode="json"), indent=1) + "\n")
+
+
+def read_calibration(path: str | Path) -> DramCalibration | None:
+    """A calibration file validated as data; None if it is missing or does not validate."""
+    try:
+        return DramCalibration.model_validate(json.loads(Path(path).read_text()))
+    except (OSError, ValueError):
         return None
-    data = yaml.safe_load(path.read_text())
-    points = data["points"]
-    return Calibration(preset_name, tuple(float(p["run_bytes"]) for p in points),
-                       tuple(float(p["factor"]) for p in points))
+
+
+def calibrated(dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
+               mapping: str = DEFAULT_MAPPING) -> DramMemory:
+    """`dram` with the calibration of exactly its inputs: the one it carries if that matches, else the
+    cached one, else a fresh measurement (then cached). A recorded calibration whose key no longer
+    matches (timings overridden, another hwsim) is derived data and is replaced, never applied."""
+    key = calibration_key(dram, queue_depth=queue_depth, mapping=mapping)
+    if dram.calibration is not None and dram.calibration.key == key:
+        return dram
+    path = cache_path(key)
+    cal = read_calibration(path)
+    if cal is None or cal.key != key:
+        cal = calibrate(dram.model_copy(update={"calibration": None}), queue_depth=queue_depth, mapping=mapping)
+        write_calibration(cal, path)
+    return dram.model_copy(update={"calibration": cal})
+
+
+def resolve_calibration(exp):
+    """The experiment with its DRAM calibrated for the queue depth the detailed level would use."""
+    hw = exp.hardware
+    if hw.dram is None:
+        return exp
+    # a GPU preset has no DMA section: its memory controllers are taken at the default depth
+    dram = calibrated(hw.dram, queue_depth=hw.dma.queue_depth if hw.dma else DEFAULT_QUEUE_DEPTH)
+    if dram is hw.dram:
+        return exp
+    return exp.model_copy(update={"hardware": hw.model_copy(update={"dram": dram})})

@@ -28,8 +28,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.set_defaults(func=cmd_run)
     presets = sub.add_parser("presets", help="list the DRAM presets")
     presets.set_defaults(func=cmd_presets)
-    cal = sub.add_parser("calibrate", help="calibrate the fast model from the detailed one")
+    cal = sub.add_parser("calibrate", help="calibrate the fast model from the detailed one (into the user "
+                         "cache, or --out)")
     cal.add_argument("--preset", action="append", help="preset name (repeatable; default: all)")
+    cal.add_argument("--stacks", type=int, default=1, help="stacks (or devices) of the preset (default 1)")
+    cal.add_argument("--interleave-bytes", type=int, default=256, help="interleave granularity in bytes (default 256)")
+    cal.add_argument("--queue-depth", type=int, default=128, help="entries per channel queue (default 128)")
+    cal.add_argument("--out", default=None, help="write the calibration (JSON) here instead of the cache; "
+                     "with several presets, a folder")
     add_cache_argument(cal)
     cal.set_defaults(func=cmd_calibrate)
     export = subparsers.add_parser("export-trace", help="write a run's DRAM requests as a DRAMsim3 or "
@@ -100,7 +106,7 @@ def format_stats(st, title: str) -> str:
         f"row_hit_rate          {st.row_hit_rate:.3f}",
         f"reads / writes        {st.reads:,} / {st.writes:,}",
         f"activates             {st.activates:,}",
-        f"refreshes             {st.refreshes:,}",
+        f"refreshes             {st.refreshes:,} ({st.wasted_activates:,} activates wasted by refresh)",
         "energy_pJ             " + "  ".join(f"{k} {v:,.0f}" for k, v in st.energy_pJ.items()),
     ])
 
@@ -117,15 +123,26 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from hwsim.config import DramPreset, load_preset
-    from hwsim.config.loading import known_presets
-    from hwsim.memory.calibration import calibrate, write_calibration
+    import time
 
-    for name in args.preset or known_presets("dram"):
-        data = calibrate(load_preset("dram", name, DramPreset))
-        path = write_calibration(data)
-        print(f"{name}: " + ", ".join(f"{p['run_bytes']} B x{p['factor']:.3f}" for p in data["points"])
-              + f" -> {path}")
+    from hwsim.config.loading import known_presets
+    from hwsim.memory.calibration import cache_path, calibrate, calibration_key, write_calibration
+
+    names = args.preset or known_presets("dram")
+    for name in names:
+        dram = _dram(name, args.stacks, args.interleave_bytes)
+        start = time.perf_counter()
+        cal = calibrate(dram, queue_depth=args.queue_depth)
+        seconds = time.perf_counter() - start
+        if args.out is None:
+            path = cache_path(calibration_key(dram, queue_depth=args.queue_depth, mapping=cal.mapping))
+        else:
+            out = Path(args.out)
+            path = out / f"{name}.json" if len(names) > 1 or out.is_dir() else out
+        write_calibration(cal, path)
+        print(f"{name}: {len(cal.busiest_accesses)} sequential points, {len(cal.run_bytes)} run sizes x "
+              f"{len(cal.run_counts)} counts x 2 patterns, refresh x{cal.refresh_factor:.4f}, "
+              f"{seconds:.1f} s -> {path}")
     return 0
 
 

@@ -12,7 +12,11 @@ Event-driven: time jumps from one command to the next; nothing ticks through idl
    turnaround, tWTR_S/L after write data), oldest first on ties (first-ready, first-come-first-served);
  - precharge readiness after a column command (tRTP after reads, tWR after write data);
  - closed-row policy: a bank with no further waiting hits precharges right after its column command;
- - all-bank refresh every tREFI: precharge all, then tRFC with no commands.
+ - all-bank refresh every tREFI: precharge all, then tRFC with no commands;
+ - command buses (data per technology): an activate and its precharge hold the row command bus for
+   `row_command`, a column command the column bus for `column_command`; (pseudo-)channels sharing a
+   bus get it in turn, so each is charged `command_bus_shared_by` times those (a time-share: exact at
+   saturation, slightly pessimistic when the sibling is idle).
 """
 
 from __future__ import annotations
@@ -27,17 +31,21 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 
 # indices into the timing vector (ns); `detailed.KernelTimings` builds it
 T_RCD, T_CL, T_CWL, T_RP, T_RAS, T_RC, T_RRD_S, T_RRD_L, T_FAW, T_CCD_S, T_CCD_L, T_WR, T_WTR_S, \
-    T_WTR_L, T_RTP, T_REFI, T_RFC, T_BURST, T_RTW = range(19)
+    T_WTR_L, T_RTP, T_REFI, T_RFC, T_BURST, T_RTW, T_ROW_BUS, T_COL_BUS = range(21)
+N_TIMINGS = 21
 # indices into the per-channel scalar state
 C_LAST_ACT, C_LAST_ACT_BG, C_LAST_COL, C_LAST_COL_BG, C_LAST_READ_COL, C_LAST_WRITE_END, \
     C_LAST_WRITE_BG, C_NEXT_REF, C_NOW, C_FAW0, C_FAW1, C_FAW2, C_FAW3, C_FAW_I, C_LAST_DIR = range(15)
 # indices into the per-channel counters
-N_ACT, N_REF, N_READ, N_WRITE, N_HIT, N_RW_SWITCH, N_WR_SWITCH = range(7)
+N_ACT, N_REF, N_READ, N_WRITE, N_HIT, N_RW_SWITCH, N_WR_SWITCH, N_WASTED = range(8)
+N_COUNTS = 8
 
 
 @njit(cache=True)
-def _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, groups_per_bank, until):
-    """Run every refresh due before `until` on channel u; banks close, commands wait tRFC."""
+def _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, unused, until):
+    """Run every refresh due before `until` on channel u: precharge all (after their tRAS), then tRFC
+    with no commands. A row opened for a request whose column command had not issued is a wasted
+    activate (counted)."""
     while chan[u, C_NEXT_REF] <= until:
         start = chan[u, C_NEXT_REF]
         any_open = False
@@ -48,6 +56,9 @@ def _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, groups_pe
         start = max(start, chan[u, C_LAST_WRITE_END])
         done = start + (t[T_RP] if any_open else 0.0) + t[T_RFC]
         for b in range(open_row.shape[1]):
+            if open_row[u, b] >= 0 and unused[u, b]:
+                counts[u, N_WASTED] += 1
+            unused[u, b] = False
             open_row[u, b] = -1
             hits[b] = 0
             act_ready[u, b] = max(act_ready[u, b], done)
@@ -87,8 +98,8 @@ def _heap_pop(heap, u, size):
 
 @njit(cache=True)
 def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
-                 chan, open_row, row_ready, act_ready, pre_ready, inflight, n_inflight, counts, completion,
-                 was_hit):
+                 chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight, counts,
+                 completion, was_hit):
     """Schedule every request of every channel; fills `completion` (ns) and `was_hit` in place.
 
     Requests of channel u are rows offsets[u]:offsets[u+1], in arrival order. Waiting requests sit in
@@ -154,52 +165,27 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
             if nwait == 0:
                 continue
             if chan[u, C_NEXT_REF] <= now:
-                _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, banks_per_group, now)
-            # row preparation: banks with waiting requests but no waiting hit, oldest request first
-            redo = False
-            while True:
-                pick = -1
-                for b in range(n_banks):
-                    if waiting[b] > 0 and hits[b] == 0 and (pick < 0 or p_req[head[b]] < p_req[head[pick]]):
-                        pick = b
-                if pick < 0:
-                    break
-                b = pick
+                _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, unused, now)
+            # the earliest activate: over banks with waiting requests but no waiting hit, the oldest
+            # request's bank-ready time under tRP, tRAS, tRC, tRRD_S/L and tFAW (oldest on ties)
+            best_act = np.inf
+            act_bank = -1
+            for b in range(n_banks):
+                if waiting[b] == 0 or hits[b] > 0:
+                    continue
                 e = head[b]
-                r = p_req[e]
-                act = max(p_adm[e], act_ready[u, b])
-                if open_row[u, b] >= 0:
+                act = max(now, p_adm[e], act_ready[u, b])
+                if open_row[u, b] >= 0:  # precharge from when the request is known and tRAS allows
                     act = max(act, max(p_adm[e], pre_ready[u, b]) + t[T_RP])
                 g = b // banks_per_group
                 same = chan[u, C_LAST_ACT_BG] == g
-                act = max(act, chan[u, C_LAST_ACT] + (t[T_RRD_L] if same else t[T_RRD_S]))
-                fi = int(chan[u, C_FAW_I])
-                act = max(act, chan[u, C_FAW0 + fi] + t[T_FAW])
-                if act >= chan[u, C_NEXT_REF]:
-                    _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, banks_per_group, act)
-                    redo = True
-                    break
-                chan[u, C_FAW0 + fi] = act
-                chan[u, C_FAW_I] = (fi + 1) % 4
-                chan[u, C_LAST_ACT] = act
-                chan[u, C_LAST_ACT_BG] = g
-                open_row[u, b] = row[r]
-                row_ready[u, b] = act + t[T_RCD]
-                act_ready[u, b] = act + t[T_RC]
-                pre_ready[u, b] = act + t[T_RAS]
-                counts[u, N_ACT] += 1
-                was_hit[r] = False
-                n = 0
-                e = head[b]
-                while e >= 0:
-                    if row[p_req[e]] == row[r]:
-                        n += 1
-                    e = p_next[e]
-                hits[b] = n
-            if redo:
-                continue
-            # column command: per bank the oldest read hit and oldest write hit are the candidates;
-            # the one that can issue first wins, the oldest on ties
+                act = max(act, chan[u, C_LAST_ACT] + max(t[T_RRD_L] if same else t[T_RRD_S], t[T_ROW_BUS]))
+                act = max(act, chan[u, C_FAW0 + int(chan[u, C_FAW_I])] + t[T_FAW])
+                if act < best_act or (act == best_act and p_req[e] < p_req[head[act_bank]]):
+                    best_act = act
+                    act_bank = b
+            # the earliest column command: per bank the oldest read hit and oldest write hit are the
+            # candidates; the one that can issue first wins, the oldest on ties
             best = -1
             best_col = np.inf
             for b in range(n_banks):
@@ -207,7 +193,8 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
                     continue
                 g = b // banks_per_group
                 base = max(now, row_ready[u, b])
-                base = max(base, chan[u, C_LAST_COL] + (t[T_CCD_L] if chan[u, C_LAST_COL_BG] == g else t[T_CCD_S]))
+                base = max(base, chan[u, C_LAST_COL] + max(t[T_CCD_L] if chan[u, C_LAST_COL_BG] == g else t[T_CCD_S],
+                                                            t[T_COL_BUS]))
                 seen_read = False
                 seen_write = False
                 e = head[b]
@@ -228,12 +215,47 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
                                 best_col = col
                                 best = e
                     e = p_next[e]
-            if best < 0:  # cannot happen: every bank with waiting requests has a waiting hit
-                raise RuntimeError("controller found no issuable request")
-            col = best_col
-            if col >= chan[u, C_NEXT_REF]:
-                _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, banks_per_group, col)
+            if best < 0 and act_bank < 0:  # cannot happen: a bank with waiting requests has one or the other
+                raise RuntimeError("controller found no issuable command")
+            # nothing is decided ahead of time: a request admitted before the next command may offer an
+            # earlier one (a younger request to an idle bank activates before an older one's tRAS ends)
+            next_cmd = min(best_act, best_col)
+            if k < hi and nwait < queue_depth:
+                t_next = arrival[k]
+                if nwait + size >= queue_depth:
+                    t_next = max(t_next, inflight[u, 0])
+                if t_next < next_cmd:
+                    now = max(now, t_next)
+                    continue
+            if next_cmd >= chan[u, C_NEXT_REF]:  # refresh is due first: no new commands until it is done
+                _refresh(u, t, chan, open_row, act_ready, pre_ready, hits, counts, unused, next_cmd)
                 continue
+            if best_act < best_col:
+                b = act_bank
+                act = best_act
+                r = p_req[head[b]]
+                fi = int(chan[u, C_FAW_I])
+                chan[u, C_FAW0 + fi] = act
+                chan[u, C_FAW_I] = (fi + 1) % 4
+                chan[u, C_LAST_ACT] = act
+                chan[u, C_LAST_ACT_BG] = b // banks_per_group
+                open_row[u, b] = row[r]
+                row_ready[u, b] = act + t[T_RCD]
+                act_ready[u, b] = act + t[T_RC]
+                pre_ready[u, b] = act + t[T_RAS]
+                unused[u, b] = True
+                counts[u, N_ACT] += 1
+                was_hit[r] = False
+                n = 0
+                e = head[b]
+                while e >= 0:
+                    if row[p_req[e]] == row[r]:
+                        n += 1
+                    e = p_next[e]
+                hits[b] = n
+                now = act
+                continue
+            col = best_col
             e = best
             r = p_req[e]
             b = bank[r]
@@ -257,6 +279,7 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
                 chan[u, C_LAST_DIR] = 0
             if was_hit[r]:
                 counts[u, N_HIT] += 1
+            unused[u, b] = False
             chan[u, C_LAST_COL] = col
             chan[u, C_LAST_COL_BG] = g
             completion[r] = end

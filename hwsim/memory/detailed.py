@@ -23,7 +23,7 @@ def kernel_timings(dram: DramMemory) -> np.ndarray:
     """The one place that turns a preset into the kernel's timing vector (ns)."""
     org, t = dram.preset.organisation, dram.preset.timings_ns
     burst = org.burst_length / dram.pin_rate_Gbps
-    out = np.zeros(19)
+    out = np.zeros(k.N_TIMINGS)
     out[[k.T_RCD, k.T_CL, k.T_CWL, k.T_RP, k.T_RAS, k.T_RC, k.T_RRD_S, k.T_RRD_L, k.T_FAW]] = (
         t.tRCD, t.tCL, t.tCWL, t.tRP, t.tRAS, t.tRC, t.tRRD_S, t.tRRD_L, t.tFAW)
     out[k.T_CCD_S], out[k.T_CCD_L] = max(t.tCCD_S, burst), max(t.tCCD_L, burst)  # a burst holds the bus
@@ -31,6 +31,8 @@ def kernel_timings(dram: DramMemory) -> np.ndarray:
         t.tWR, t.tWTR_S, t.tWTR_L, t.tRTP, t.tREFI, t.tRFC)
     out[k.T_BURST] = burst
     out[k.T_RTW] = max(t.tCL + burst + 2 * t.tCK - t.tCWL, burst)  # read-to-write bus turnaround
+    shared = org.command_bus_shared_by
+    out[k.T_ROW_BUS], out[k.T_COL_BUS] = shared * t.row_command, shared * t.column_command
     return out
 
 
@@ -48,6 +50,7 @@ class DramStats:
     row_hits: int
     activates: int
     refreshes: int
+    wasted_activates: int
     read_to_write_switches: int
     write_to_read_switches: int
     energy_pJ: dict[str, float]
@@ -78,7 +81,7 @@ class DetailedDram:
     """All channels of one DRAM configuration, with persistent controller state."""
 
     def __init__(self, dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
-                 mapping: str = DEFAULT_MAPPING, closed_row: bool = False):
+                 mapping: str = DEFAULT_MAPPING, closed_row: bool = False, refresh: bool = True):
         org = dram.preset.organisation
         self.dram = dram
         self.queue_depth = int(queue_depth)
@@ -94,14 +97,16 @@ class DetailedDram:
         self.chan = np.full((units, 15), -np.inf)
         self.chan[:, [k.C_LAST_ACT_BG, k.C_LAST_COL_BG, k.C_LAST_WRITE_BG, k.C_LAST_DIR]] = -1.0
         self.chan[:, k.C_FAW_I] = 0.0
-        self.chan[:, k.C_NEXT_REF] = self.timings[k.T_REFI]
+        # refresh=False (calibration measures refresh apart): the first refresh never comes
+        self.chan[:, k.C_NEXT_REF] = self.timings[k.T_REFI] if refresh else np.inf
         self.open_row = np.full((units, banks), -1, dtype=np.int64)
         self.row_ready = np.zeros((units, banks))
         self.act_ready = np.full((units, banks), -np.inf)
         self.pre_ready = np.full((units, banks), -np.inf)
+        self.unused = np.zeros((units, banks), dtype=np.bool_)   # opened, no column command yet
         self.inflight = np.zeros((units, self.queue_depth))          # min-heap of completion times
         self.n_inflight = np.zeros(units, dtype=np.int64)
-        self.counts = np.zeros((units, 7), dtype=np.int64)
+        self.counts = np.zeros((units, k.N_COUNTS), dtype=np.int64)
         self.first_arrival_ns = np.inf
         self.last_completion_ns = -np.inf
         self.bytes = 0
@@ -123,7 +128,11 @@ class DetailedDram:
         arrival = np.broadcast_to(np.asarray(arrival_ns, dtype=np.float64), (n,))
         writes = np.broadcast_to(np.asarray(is_write, dtype=np.bool_), (n,))
         channel, bank, _, row = self.mapping.locate(address)
-        order = np.lexsort((arrival, channel)) if np.ptp(arrival) > 0 else np.argsort(channel, kind="stable")
+        # by channel, arrival order within each: a stable sort of the channel when arrivals are already in
+        # order (traces, engine transfers), on int16 keys so numpy uses a radix sort
+        key = channel.astype(np.int16) if self.dram.units < 2**15 else channel
+        order = (np.argsort(key, kind="stable") if arrival.size < 2 or np.all(arrival[1:] >= arrival[:-1])
+                 else np.lexsort((arrival, channel)))
         offsets = np.searchsorted(channel[order], np.arange(self.dram.units + 1))
         completion = np.empty(n)
         was_hit = np.ones(n, dtype=np.bool_)
@@ -131,7 +140,7 @@ class DetailedDram:
                        offsets.astype(np.int64), np.ascontiguousarray(arrival[order]),
                        np.ascontiguousarray(bank[order]), np.ascontiguousarray(row[order]),
                        np.ascontiguousarray(writes[order]), self.chan, self.open_row, self.row_ready,
-                       self.act_ready, self.pre_ready, self.inflight, self.n_inflight, self.counts, completion,
+                       self.act_ready, self.pre_ready, self.unused, self.inflight, self.n_inflight, self.counts, completion,
                        was_hit)
         out = np.empty(n)
         out[order] = completion
@@ -147,13 +156,13 @@ class DetailedDram:
         e = self.dram.preset.energy
         bits = 8 * self.access_bytes
         energy = {"read": c[k.N_READ] * bits * e.read_pJ_per_bit, "write": c[k.N_WRITE] * bits * e.write_pJ_per_bit,
-                  "activate": c[k.N_ACT] * e.activate_pJ}
+                  "activate": c[k.N_ACT] * e.activate_pJ, "refresh": c[k.N_REF] * e.refresh_pJ}
         energy["total"] = sum(energy.values())
         lat = np.concatenate(self._latencies) if self._latencies else np.zeros(0)
         return DramStats(
             requests=int(c[k.N_READ] + c[k.N_WRITE]), reads=int(c[k.N_READ]), writes=int(c[k.N_WRITE]),
             bytes=int(self.bytes), first_arrival_ns=self.first_arrival_ns,
             last_completion_ns=self.last_completion_ns, latency_ns=lat, row_hits=int(c[k.N_HIT]),
-            activates=int(c[k.N_ACT]), refreshes=int(c[k.N_REF]),
+            activates=int(c[k.N_ACT]), refreshes=int(c[k.N_REF]), wasted_activates=int(c[k.N_WASTED]),
             read_to_write_switches=int(c[k.N_RW_SWITCH]), write_to_read_switches=int(c[k.N_WR_SWITCH]),
             energy_pJ={key: float(v) for key, v in energy.items()}, peak_bandwidth_GBps=self.peak_bandwidth_GBps)

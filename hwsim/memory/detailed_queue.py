@@ -88,3 +88,13 @@ class DetailedDramQueue:
         self.busy_ns += max(done - max(self.env.now, self.free_at_ns), 0.0)
         self.free_at_ns = max(self.free_at_ns, done)
         return done
+
+    def summary(self) -> dict[str, float]:
+        """The detailed model's own counts for the whole run so far, for `run.fidelity: detailed`
+        summaries (totals; divide by tokens for per-token figures): activates, row-hit rate, refreshes,
+        activates refresh wasted, and their energy (counts x the preset's table, refresh included)."""
+        st = self.controller.stats()
+        return {"dram_activates": float(st.activates), "dram_row_hit_rate": st.row_hit_rate,
+                "dram_refreshes": float(st.refreshes), "dram_wasted_activates": float(st.wasted_activates),
+                "energy_pJ_dram_activate": st.energy_pJ["activate"],
+                "energy_pJ_dram_refresh": st.energy_pJ["refresh"]}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.geometry import ModelFootprint
+from hwsim.memory.mapping import slot_stride_bytes
 from hwsim.policies import state_bytes
 
 ALIGN_BYTES = 2 * 2**20
@@ -51,12 +52,21 @@ class AddressLayout:
 
     @classmethod
     def build(cls, fp: ModelFootprint, *, batch: int, vocab: int, high_bits: int, group_size: int,
-              scale_bits: int, access_bytes: int, seed: int = 0) -> AddressLayout:
-        slot = _align_to(float(state_bytes(fp.layer.ssm_state_elements, high_bits, group_size, scale_bits)),
-                         access_bytes)
-        conv_slot = _align_to(max(fp.conv_state_bytes_per_stream_layer,
-                                  float(state_bytes(fp.layer.conv_state_elements, high_bits, group_size,
-                                                    scale_bits))), access_bytes)
+              scale_bits: int, access_bytes: int, seed: int = 0, interleave_bytes: int = 0,
+              units: int = 1) -> AddressLayout:
+        """`interleave_bytes` and `units` (the DRAM's) space the per-stream slots so their starts rotate
+        over the channels (`mapping.slot_stride_bytes`), as the fast level's calibration assumes;
+        without them slots are only rounded to whole accesses."""
+        def slot_of(nbytes: float) -> float:
+            if interleave_bytes <= 0:
+                return _align_to(nbytes, access_bytes)
+            return float(slot_stride_bytes(nbytes, access_bytes=access_bytes, interleave_bytes=interleave_bytes,
+                                           units=units))
+
+        slot = slot_of(float(state_bytes(fp.layer.ssm_state_elements, high_bits, group_size, scale_bits)))
+        conv_slot = slot_of(max(fp.conv_state_bytes_per_stream_layer,
+                                float(state_bytes(fp.layer.conv_state_elements, high_bits, group_size,
+                                                  scale_bits))))
         sizes = {"weights": fp.n_layers * fp.weight_bytes_per_layer, "lm_head": fp.lm_head_bytes,
                  "embeddings": vocab * fp.embedding_bytes_per_token,
                  "ssm_state": fp.n_layers * batch * slot, "conv_state": fp.n_layers * batch * conv_slot,

@@ -15,6 +15,7 @@ fills before the next bank group is used, so streams get row hits and activates 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -94,3 +95,18 @@ class AddressMapping:
         for name in self.order:
             value = value * self.sizes[name] + parts.get(name, 0)
         return (value * self.block_accesses + column % self.block_accesses) * self.access_bytes
+
+
+def slot_stride_bytes(slot_bytes: float, *, access_bytes: int, interleave_bytes: int, units: int) -> int:
+    """Stride between consecutive per-stream slots of `slot_bytes`: a whole number k of interleave
+    blocks with gcd(k, units) == 1, so the starts of consecutive slots rotate over every channel and a
+    part-filled slot (a low-precision state) does not leave channels idle. (A stride that is a multiple
+    of the channel period would put every run's first block on the same channels.) Slots smaller than
+    one block are only rounded up to whole accesses."""
+    slot = max(math.ceil(slot_bytes / access_bytes) * access_bytes, access_bytes)
+    if slot < interleave_bytes or units <= 1:
+        return slot
+    k = math.ceil(slot / interleave_bytes)
+    while math.gcd(k, units) != 1:
+        k += 1
+    return k * interleave_bytes
