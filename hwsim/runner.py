@@ -81,7 +81,8 @@ def transfer_requests(exp: Experiment, fp, policy, plan, traffic, first_step: in
                                  high_bits=policy.high_bits, group_size=policy.group_size,
                                  scale_bits=policy.scale_bits,
                                  access_bytes=exp.hardware.dram.preset.organisation.access_bytes,
-                                 seed=exp.workload.seed)
+                                 seed=exp.workload.seed, interleave_bytes=exp.hardware.dram.interleave_bytes,
+                                 units=exp.hardware.dram.units)
     return TransferRequests(layout, fp=fp, plan=plan, traffic=traffic, policy=policy,
                             batch=exp.workload.batch_size, first_step=first_step)
 
@@ -187,7 +188,23 @@ def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_p
         extra["decode_kernels"] = kernel_breakdown(engine.last)
     summary = summarise(acc, end_ns=end_ns, bound=analytic_bound(exp, acc, fp.weight_precision_key),
                         batch=exp.workload.batch_size, extra=extra)
+    if exp.run.fidelity == "detailed" and exp.hardware.dram is not None:
+        summary.update(detailed_counts(summary, engine.dram.summary()))
     return summary, (pd.concat(kept, ignore_index=True) if keep_steps else None)
+
+
+def detailed_counts(summary: dict, counts: dict) -> dict:
+    """`run.fidelity: detailed`: the request-level model's own activates, row hits and refreshes and
+    their energy replace the closed-form activate count and energy of the fast level."""
+    tokens = summary["tokens"]
+    activate = counts["energy_pJ_dram_activate"] / tokens
+    refresh = counts["energy_pJ_dram_refresh"] / tokens
+    total = summary["energy_pJ_per_token_total"] - summary["energy_pJ_per_token_dram_activate"] + activate + refresh
+    return {"dram_activates_per_token": counts["dram_activates"] / tokens,
+            "dram_row_hit_rate": counts["dram_row_hit_rate"], "dram_refreshes": counts["dram_refreshes"],
+            "dram_wasted_activates": counts["dram_wasted_activates"],
+            "energy_pJ_per_token_dram_activate": activate, "energy_pJ_per_token_dram_refresh": refresh,
+            "energy_pJ_per_token_total": total}
 
 
 def run_experiment(exp: Experiment, out_dir: str | Path | None = None, *,

@@ -207,3 +207,20 @@ def test_a_shared_row_command_bus_bounds_random_reads():
     got = model.stats().bandwidth_GBps
     print(f"hbm2e, row bus 6 ns shared by 2: random {got:.1f} GB/s vs bus bound {bound:.1f} ({100 * (got / bound - 1):+.1f}%)")
     assert 0.85 * bound < got <= bound * 1.001
+
+
+@pytest.mark.slow
+def test_detailed_fidelity_reports_the_detailed_models_own_counts():
+    """run.fidelity: detailed: activates, row hits, refreshes and refresh energy come from the
+    request-level model (the fast level's closed-form activate count is replaced)."""
+    from hwsim.config import load_experiment
+    from hwsim.runner import run_experiment
+
+    overrides = ["model=mamba-130m", "workload.batch_size=2", "workload.steps=2", "run.baseline=false"]
+    fast = run_experiment(load_experiment(overrides=overrides)).summary
+    detailed = run_experiment(load_experiment(overrides=[*overrides, "run.fidelity=detailed"])).summary
+    assert "dram_row_hit_rate" not in fast and 0.0 < detailed["dram_row_hit_rate"] <= 1.0
+    assert detailed["dram_refreshes"] > 0 and detailed["energy_pJ_per_token_dram_refresh"] > 0
+    assert detailed["dram_activates_per_token"] != fast["dram_activates_per_token"]
+    parts = [k for k in detailed if k.startswith("energy_pJ_per_token_") and k != "energy_pJ_per_token_total"]
+    assert sum(detailed[k] for k in parts) == pytest.approx(detailed["energy_pJ_per_token_total"], rel=1e-9)
