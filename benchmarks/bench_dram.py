@@ -19,7 +19,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2_000_000)
     args = parser.parse_args()
-    dram = DramMemory(preset=load_preset("dram", "hbm3_6400", DramPreset), source="benchmark")
+    dram = DramMemory(preset=load_preset("dram", "hbm3-6400", DramPreset), source="benchmark")
     DetailedDram(dram).submit(np.arange(64) * 32, False, 0.0)  # compile (numba) outside the timing
     n = args.requests
     rng = np.random.default_rng(0)
@@ -27,7 +27,7 @@ def main() -> None:
              "sequential reads q=32": (np.arange(n, dtype=np.int64) * 32, False, 32),
              "random 32 B reads q=128": (rng.integers(0, 2**28, n) * 32, False, 128),
              "mixed 30% writes q=128": (rng.integers(0, 2**20, n) * 32, rng.random(n) < 0.3, 128)}
-    print(f"{'case (hbm3_6400, 1 stack)':<28}{'requests/s':>14}{'GB/s':>10}")
+    print(f"{'case (hbm3-6400, 1 stack)':<28}{'requests/s':>14}{'GB/s':>10}")
     for label, (address, writes, depth) in cases.items():
         model = DetailedDram(dram, queue_depth=depth)
         start = time.perf_counter()

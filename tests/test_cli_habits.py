@@ -65,3 +65,14 @@ def test_run_json_and_one_sign_convention(capsys, tmp_path):
     rows = {line[:30].strip(): line.split()[-1] for line in out.splitlines()[1:8]}
     # change = gated / baseline - 1 for every row: traffic fell (-), throughput rose (+)
     assert rows["tokens/s"].startswith("+") and rows["DRAM bytes per token (MB)"].startswith("-")
+
+
+def test_one_naming_style_for_presets(capsys):
+    """Every preset name uses hyphens (hbm3-6400, not hbm3_6400); the old spelling still resolves."""
+    from hwsim.config.loading import known_presets
+
+    for kind in ("hardware", "model", "dram"):
+        assert all("_" not in name for name in known_presets(kind)), kind
+    assert run(capsys, "validate", "default", "--set", "hardware.dram.preset=hbm3_6400")[0] == 0
+    code, out, _ = run(capsys, "dram", "presets")
+    assert code == 0 and "hbm3-6400" in out and max(len(line) for line in out.splitlines()) <= 100

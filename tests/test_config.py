@@ -59,7 +59,7 @@ def test_dram_presets_declared_peak_matches_derived(name):
 
 
 def test_dram_preset_with_wrong_declared_peak_is_rejected():
-    raw = yaml.safe_load((CONFIGS_DIR / "dram" / "hbm3_6400.yaml").read_text())
+    raw = yaml.safe_load((CONFIGS_DIR / "dram" / "hbm3-6400.yaml").read_text())
     raw["organisation"]["declared_peak_bandwidth_GBps"] = 1000.0
     with pytest.raises(ValueError, match="derived peak"):
         DramPreset.model_validate(raw)

@@ -64,7 +64,7 @@ def test_engine_patterns_agree_between_grid_points(preset):
 
 
 @pytest.mark.closed_form
-@pytest.mark.parametrize("preset", ["hbm3_6400", "lpddr5x_8533"])
+@pytest.mark.parametrize("preset", ["hbm3-6400", "lpddr5x-8533"])
 def test_refresh_factor_is_the_detailed_streaming_cost(preset):
     # a sequential stream over many refresh intervals: detailed with refresh vs the calibrated fast level
     dram = dram_of(preset)
@@ -82,7 +82,7 @@ def test_refresh_factor_is_the_detailed_streaming_cost(preset):
 
 def test_calibration_follows_the_configuration_and_enters_the_point_hash():
     base = load_experiment(overrides=["hardware=lpddr5x-edge"])
-    slower = load_experiment(overrides=["hardware=lpddr5x-edge", "hardware.dram.preset={preset: lpddr5x_8533, timings_ns: {tRCD: 40}}"])
+    slower = load_experiment(overrides=["hardware=lpddr5x-edge", "hardware.dram.preset={preset: lpddr5x-8533, timings_ns: {tRCD: 40}}"])
     deeper = load_experiment(overrides=["hardware=lpddr5x-edge", "hardware.dma.queue_depth=32"])
     keys = {e.hardware.dram.calibration.key for e in (base, slower, deeper)}
     assert len(keys) == 3 and base.hardware.dram.calibration.queue_depth == 64

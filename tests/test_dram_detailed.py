@@ -11,7 +11,7 @@ from hwsim.errors import HwsimInputError
 from hwsim.memory.detailed import DetailedDram
 from hwsim.memory.mapping import AddressMapping, parse_mapping
 
-PRESETS = ("hbm2", "hbm2e", "hbm3_6400", "hbm3e", "lpddr5x_8533")
+PRESETS = ("hbm2", "hbm2e", "hbm3-6400", "hbm3e", "lpddr5x-8533")
 
 
 def dram(name: str) -> DramMemory:
@@ -48,7 +48,7 @@ def sequential(d: DramMemory, queue_depth: int, nbytes: int = 16 * 2**20) -> flo
 
 
 @pytest.mark.closed_form
-@pytest.mark.parametrize("name", ["hbm3_6400", "hbm2"])
+@pytest.mark.parametrize("name", ["hbm3-6400", "hbm2"])
 def test_sequential_reads_reach_the_refresh_limited_ceiling(name):
     d = dram(name)
     t = d.preset.timings_ns
@@ -59,7 +59,7 @@ def test_sequential_reads_reach_the_refresh_limited_ceiling(name):
     assert got == pytest.approx(ceiling, rel=0.03)
 
 
-@pytest.mark.parametrize("name", ["hbm3_6400", "hbm3e"])
+@pytest.mark.parametrize("name", ["hbm3-6400", "hbm3e"])
 def test_shallow_queues_fall_well_below_the_ceiling(name):
     d = dram(name)
     deep, shallow = sequential(d, 128, 4 * 2**20), sequential(d, 32, 4 * 2**20)
@@ -84,7 +84,7 @@ def test_random_small_reads_are_bounded_by_four_activates_per_tfaw(name):
     assert st.efficiency >= 0.75 * bound
 
 
-@pytest.mark.parametrize("name", ["hbm3_6400", "hbm2"])
+@pytest.mark.parametrize("name", ["hbm3-6400", "hbm2"])
 def test_read_write_mix_pays_the_turnaround(name):
     d = dram(name)
     t, b = d.preset.timings_ns, burst_ns(d)
@@ -111,14 +111,14 @@ def test_read_write_mix_pays_the_turnaround(name):
 
 
 def test_queue_depth_bounds_what_is_in_flight():
-    d = dram("hbm3_6400")
+    d = dram("hbm3-6400")
     eff = {q: sequential(d, q, 2 * 2**20) for q in (8, 32, 128)}
-    print("hbm3_6400 sequential efficiency by queue depth:", eff)
+    print("hbm3-6400 sequential efficiency by queue depth:", eff)
     assert eff[8] < eff[32] < eff[128]
 
 
 def test_energy_is_counts_times_the_table():
-    d = dram("hbm3_6400")
+    d = dram("hbm3-6400")
     e = d.preset.energy
     model = DetailedDram(d)
     rng = np.random.default_rng(2)
@@ -132,7 +132,7 @@ def test_energy_is_counts_times_the_table():
 
 
 def test_closed_row_policy_turns_hits_into_closed_accesses():
-    d = dram("hbm3_6400")
+    d = dram("hbm3-6400")
     t, b = d.preset.timings_ns, burst_ns(d)
     model = DetailedDram(d, closed_row=True)
     m = model.mapping

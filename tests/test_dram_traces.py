@@ -52,7 +52,7 @@ def test_malformed_lines_name_file_and_line(tmp_path, text, message):
 def test_dram_run_cli(tmp_path, capsys):
     path = tmp_path / "seq.trace"
     path.write_text("".join(f"0x{i * 32:X} READ {i // 8}\n" for i in range(4000)))
-    assert main(["dram", "run", str(path), "--preset", "hbm3_6400", "--queue-depth", "64"]) == 0
+    assert main(["dram", "run", str(path), "--preset", "hbm3-6400", "--queue-depth", "64"]) == 0
     out = capsys.readouterr().out
     print(out)
     for key in ("bandwidth_GBps", "latency_ns", "p99", "row_hit_rate", "activates", "refreshes", "energy_pJ"):
@@ -69,7 +69,7 @@ def test_dram_run_cli_rejects_bad_mapping(tmp_path, capsys):
 def test_dram_presets_cli(capsys):
     assert main(["dram", "presets"]) == 0
     out = capsys.readouterr().out
-    assert "hbm3_6400" in out and "819.2" in out
+    assert "hbm3-6400" in out and "819.2" in out
 
 
 @pytest.mark.parametrize("fmt, first_word", [("dramsim3", "0x"), ("ramulator2", "LD")])

@@ -241,7 +241,7 @@ def test_dataflow_never_touches_the_gpu_model(monkeypatch):
     assert all(before[k] == after[k] or (before[k] != before[k] and after[k] != after[k]) for k in before)
 
 
-@pytest.mark.parametrize("name", ["gddr6", "gddr6x", "lpddr5_4266", "lpddr5_6400"])
+@pytest.mark.parametrize("name", ["gddr6", "gddr6x", "lpddr5-4266", "lpddr5-6400"])
 def test_gpu_dram_technologies_run_on_the_detailed_level(name):
     """Sequential reads on one device/package of each new technology: at most the refresh ceiling
     1 - tRFC/tREFI of peak, and within 10% of it (row switches and bank timings cost a little)."""

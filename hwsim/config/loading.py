@@ -106,6 +106,8 @@ def preset_path(kind: str, ref: str, *, base_dir: Path, file: Path | None, key: 
         raise HwsimInputError(f"{kind} file {ref!r} not found (looked in {base_dir} and {Path.cwd()})",
                               file=file, key=key)
     named = CONFIGS_DIR / PRESET_DIRS[kind] / f"{ref}.yaml"
+    if not named.is_file():   # preset names use hyphens; the older underscore spellings still resolve
+        named = CONFIGS_DIR / PRESET_DIRS[kind] / f"{ref.replace('_', '-')}.yaml"
     if named.is_file():
         return named
     raise HwsimInputError(f"unknown {kind} preset {ref!r}", file=file, key=key,

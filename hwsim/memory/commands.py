@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               help="run | presets | calibrate")
     run = sub.add_parser("run", help="replay a DRAMsim3 or Ramulator 2 trace through the detailed model")
     run.add_argument("trace", metavar="TRACE", help="a DRAMsim3 (0xADDR READ CYCLE) or Ramulator 2 (LD 0xADDR) trace")
-    run.add_argument("--preset", default="hbm3_6400", help="a configs/dram preset (default hbm3_6400)")
+    run.add_argument("--preset", default="hbm3-6400", help="a configs/dram preset (default hbm3-6400)")
     run.add_argument("--stacks", type=int, default=1, help="stacks (or devices) of the preset (default 1)")
     run.add_argument("--queue-depth", type=int, default=128, help="entries per channel queue (default 128)")
     run.add_argument("--mapping", default=None, help="address mapping, MSB first (default RoBaBgCoCh)")
@@ -112,13 +112,16 @@ def format_stats(st, title: str) -> str:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
+    import textwrap
+
     from hwsim.config import DramPreset, load_preset
     from hwsim.config.loading import known_presets
 
     print(f"{'name':<16}{'peak GB/s':>11}  source")
     for name in known_presets("dram"):
         p = load_preset("dram", name, DramPreset)
-        print(f"{name:<16}{p.organisation.peak_bandwidth_GBps:>11,.1f}  {p.source}")
+        source = textwrap.shorten(p.source, width=100 - 29, placeholder=" ...")
+        print(f"{name:<16}{p.organisation.peak_bandwidth_GBps:>11,.1f}  {source}")
     return 0
 
 
