@@ -35,7 +35,7 @@ class DramQueue:
 
     def transfer(self, nbytes: float, service_ns: float, direction: str, tag: tuple = ()) -> float:
         """Queue a transfer; return the time its data is in place. `tag` names the transfer (kind, step,
-        layer) for the detailed level (`hwsim.memory.detailed_queue`), which turns it into requests."""
+        layer) for the detailed level (`hwsim.detailed_queue`), which turns it into requests."""
         if nbytes <= 0.0:
             return self.env.now
         start = max(self.env.now, self.free_at_ns)

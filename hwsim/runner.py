@@ -66,16 +66,16 @@ def detailed_queue(exp: Experiment, fp):
     """`run.fidelity: detailed`: a factory for the request-level DRAM queue (None for the fast level)."""
     if exp.run.fidelity != "detailed" or exp.hardware.dram is None:
         return None
+    from hwsim.detailed_queue import DetailedDramQueue
     from hwsim.memory.detailed import DetailedDram
-    from hwsim.memory.detailed_queue import DetailedDramQueue
 
     controller = DetailedDram(exp.hardware.dram, queue_depth=exp.hardware.dma.queue_depth)
     return lambda env: DetailedDramQueue(env, controller)
 
 
 def transfer_requests(exp: Experiment, fp, policy, plan, traffic, first_step: int):
-    from hwsim.memory.detailed_queue import TransferRequests
-    from hwsim.memory.layout import AddressLayout
+    from hwsim.address_layout import AddressLayout
+    from hwsim.detailed_queue import TransferRequests
 
     layout = AddressLayout.build(fp, batch=exp.workload.batch_size, vocab=exp.model.vocab_size,
                                  high_bits=policy.high_bits, group_size=policy.group_size,

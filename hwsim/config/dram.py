@@ -103,7 +103,7 @@ class DramCalibration(Frozen):
     run_counts: tuple[PositiveInt, ...] = Field(min_length=1)
     strided: tuple[tuple[PositiveFloat, ...], ...] = Field(
         description="factor by run count (rows) and run size (columns); runs at a slot stride that "
-        "rotates over the channels, as hwsim.memory.layout places per-stream states")
+        "rotates over the channels, as hwsim.address_layout places per-stream states")
     random: tuple[tuple[PositiveFloat, ...], ...] = Field(
         description="factor by run count and run size; runs at random access-aligned addresses (gathers)")
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from hwsim.geometry import ModelFootprint
 from hwsim.memory.mapping import slot_stride_bytes
-from hwsim.policies import state_bytes
+from hwsim.sizing import state_bytes
 
 ALIGN_BYTES = 2 * 2**20
 

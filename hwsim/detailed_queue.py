@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwsim.address_layout import AddressLayout
 from hwsim.memory.detailed import DetailedDram
-from hwsim.memory.layout import AddressLayout
-from hwsim.policies import state_bytes
+from hwsim.sizing import state_bytes
 
 
 class TransferRequests:
