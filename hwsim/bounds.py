@@ -29,9 +29,3 @@ def roofline(hw: Hardware, weight_key: str, *, dram_bytes: float, matmul_flops: 
     bound[f"{prefix}time_ns"] = max(bound.values())
     return bound
 
-
-def ridge_flops_per_byte(hw: Hardware, weight_key: str) -> float:
-    """Matmul FLOPs per DRAM byte above which a phase is compute-bound (0 without DRAM)."""
-    if hw.dram is None:
-        return 0.0
-    return flops_per_ns(hw.compute.matmul_TFLOPS[matmul_precision(hw, weight_key)]) / hw.dram.peak_bandwidth_GBps

@@ -10,14 +10,16 @@ from hwsim.cache import add_cache_argument
 from hwsim.config.loading import DEFAULT_EXPERIMENT, load_experiment
 from hwsim.files import check_output_dir
 from hwsim.paths import REPORTS_DIR, output_path
+from hwsim.units import BYTES_PER_MB, NS_PER_MS, NS_PER_US, PJ_PER_MJ
 
 SHORT_TABLE = [
     ("tokens/s", "tokens_per_s", "baseline_tokens_per_s", "{:,.0f}"),
-    ("step latency mean (us)", "step_latency_ns_mean", "baseline_step_latency_ns_mean", "{:,.1f}", 1e-3),
-    ("DRAM bytes per token (MB)", "dram_bytes_per_token", "baseline_dram_bytes_per_token", "{:,.2f}", 1e-6),
+    ("step latency mean (us)", "step_latency_ns_mean", "baseline_step_latency_ns_mean", "{:,.1f}", 1 / NS_PER_US),
+    ("DRAM bytes per token (MB)", "dram_bytes_per_token", "baseline_dram_bytes_per_token", "{:,.2f}",
+     1 / BYTES_PER_MB),
     ("DRAM bandwidth avg (GB/s)", "dram_bandwidth_GBps_avg", "baseline_dram_bandwidth_GBps_avg", "{:,.0f}"),
     ("energy per token (mJ)", "energy_pJ_per_token_total", "baseline_energy_pJ_per_token_total", "{:,.3f}",
-     1e-9),
+     1 / PJ_PER_MJ),
 ]
 
 
@@ -96,14 +98,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+MS = 1 / NS_PER_MS
+
+
 def format_phases(summary: dict) -> str:
     """Prefill and end-to-end figures beside their roofline bounds."""
-    lines = [(f"prefill: {summary['prefill_tokens']:,} prompt tokens in {summary['prefill_time_ns'] * 1e-6:,.2f} ms "
-              f"({summary['prefill_tokens_per_s']:,.0f} tokens/s; bound {summary['prefill_bound_time_ns'] * 1e-6:,.2f} ms)")]
+    lines = [(f"prefill: {summary['prefill_tokens']:,} prompt tokens in {summary['prefill_time_ns'] * MS:,.2f} ms "
+              f"({summary['prefill_tokens_per_s']:,.0f} tokens/s; bound {summary['prefill_bound_time_ns'] * MS:,.2f} ms)")]
     if "tpot_ns" in summary:
-        lines.append(f"time to first token {summary['ttft_ns'] * 1e-6:,.2f} ms, per output token "
-                     f"{summary['tpot_ns'] * 1e-6:,.3f} ms (bound {summary['bound_tpot_ns'] * 1e-6:,.3f}), to last token "
-                     f"{summary['time_to_last_token_ns'] * 1e-6:,.1f} ms; end to end "
+        lines.append(f"time to first token {summary['ttft_ns'] * MS:,.2f} ms, per output token "
+                     f"{summary['tpot_ns'] * MS:,.3f} ms (bound {summary['bound_tpot_ns'] * MS:,.3f}), to last token "
+                     f"{summary['time_to_last_token_ns'] * MS:,.1f} ms; end to end "
                      f"{summary['e2e_tokens_per_s']:,.0f} tokens/s (bound {summary['bound_e2e_tokens_per_s']:,.0f})")
     return "\n".join(lines)
 

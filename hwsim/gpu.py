@@ -68,7 +68,7 @@ def sequence(plan: KernelPlan) -> tuple[list[Kernel], np.ndarray]:
 
 
 def time_kernels(plan: KernelPlan, hw: Hardware, dram: DramTiming | None, *, tokens: int,
-                 state: StepState, cuda_graphs: bool | None = None, state_elements: float = 0.0) -> KernelTimes:
+                 state: StepState, cuda_graphs: bool | None = None) -> KernelTimes:
     """Device time of every launch of every step, and each step's time through the host pipeline."""
     gpu: Gpu = hw.execution
     graphs = gpu.cuda_graphs if cuda_graphs is None else cuda_graphs

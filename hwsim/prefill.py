@@ -24,6 +24,7 @@ from hwsim.gpu import StepState, kernel_breakdown, time_kernels
 from hwsim.kernels import KernelPlan, prefill_kernels
 from hwsim.memory.transaction import DramTiming
 from hwsim.sizing import state_bytes
+from hwsim.traffic import weight_run_bytes
 from hwsim.units import flops_per_ns, per_second
 
 
@@ -50,7 +51,7 @@ def simulate_prefill(exp: Experiment, fp: ModelFootprint, dram: DramTiming | Non
     vector_ops = tokens * (layers * _sums(plan.layer, "vector_ops") + _sums(plan.head, "vector_ops")
                            + norm_f.vector_ops) + batch * lm_head.vector_ops
     if hw.execution.kind == "gpu":
-        timed = _gpu(exp, plan, dram, tokens, ssm_write, conv_write)
+        timed = _gpu(exp, fp, plan, dram, tokens, ssm_write, conv_write)
     else:
         timed = _dataflow(exp, fp, plan, dram, tokens, ssm_write, conv_write, budget_bytes)
     bound = roofline(hw, fp.weight_precision_key, dram_bytes=timed["dram_bytes"], matmul_flops=matmul_flops,
@@ -82,7 +83,8 @@ def _one_step(ssm_write: float, conv_write: float, layers: int) -> StepState:
                      low_state_elements=zero)
 
 
-def _gpu(exp: Experiment, plan: KernelPlan, dram, tokens: int, ssm_write: float, conv_write: float) -> dict:
+def _gpu(exp: Experiment, fp: ModelFootprint, plan: KernelPlan, dram, tokens: int, ssm_write: float,
+         conv_write: float) -> dict:
     """The prompt kernels over every token, then the final norm and LM head over the last positions."""
     hw, batch = exp.hardware, exp.workload.batch_size
     norm_f, lm_head = plan.tail   # norm_f runs over every position, the LM head over the last ones
@@ -95,8 +97,8 @@ def _gpu(exp: Experiment, plan: KernelPlan, dram, tokens: int, ssm_write: float,
     write = sum(float(p.dram_write_bytes[0]) for p in parts)
     sram = sum(float(v[0]) for p in parts for v in p.l2_bytes.values())
     activates = 0.0
-    if dram is not None:
-        activates = float(dram.activates(read + write, hw.sram.capacity_bytes))
+    if dram is not None:   # prompt-sized tensors and whole weight matrices: long runs, one layer's weights
+        activates = float(dram.activates(read + write, weight_run_bytes(exp, fp)))
     breakdown = kernel_breakdown(parts[0]) + kernel_breakdown(parts[1])
     return {"time_ns": sum(float(p.step_ns[0]) for p in parts), "dram_read_bytes": read,
             "dram_write_bytes": write, "dram_bytes": read + write, "sram_bytes": sram,
@@ -118,11 +120,11 @@ def _dataflow(exp: Experiment, fp: ModelFootprint, plan: KernelPlan, dram, token
     def service(nbytes: float, run: float) -> float:
         return float(dram.service_ns(nbytes, run)) if dram is not None and nbytes > 0 else 0.0
 
-    layer_ns = max(service(read, hw.dma.weight_tile_bytes) + service(write, ssm_write / batch if batch else 1.0),
+    layer_ns = max(service(read, weight_run_bytes(exp, fp)) + service(write, ssm_write / batch if batch else 1.0),
                    tokens * _sums(plan.layer, "matmul_flops") / matmul_per_ns,
                    tokens * _sums(plan.layer, "vector_ops") / hw.compute.vector_GFLOPS,
                    (on_chip + read + write) / hw.sram.bandwidth_GBps)
-    lm_ns = max(service(fp.lm_head_bytes, hw.dma.weight_tile_bytes),
+    lm_ns = max(service(fp.lm_head_bytes, weight_run_bytes(exp, fp)),
                 batch * fp.lm_head_flops_per_stream / matmul_per_ns)
     embed = tokens * fp.embedding_bytes_per_token
     layers = fp.n_layers
@@ -130,7 +132,7 @@ def _dataflow(exp: Experiment, fp: ModelFootprint, plan: KernelPlan, dram, token
     dram_write = layers * write
     activates = 0.0
     if dram is not None:
-        activates = float(dram.activates(dram_read + dram_write, hw.dma.weight_tile_bytes))
+        activates = float(dram.activates(dram_read + dram_write, weight_run_bytes(exp, fp)))
     return {"time_ns": layers * layer_ns + lm_ns + service(embed, fp.embedding_bytes_per_token),
             "dram_read_bytes": dram_read, "dram_write_bytes": dram_write, "dram_bytes": dram_read + dram_write,
             "sram_bytes": layers * (on_chip + read + write), "dram_activates": activates}

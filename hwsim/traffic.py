@@ -252,7 +252,7 @@ def build_traffic(exp: Experiment, fp: ModelFootprint, plan: StatePlan, dram: Dr
         quantised_elements_per_layer=sb.quant_elements.astype(np.float64))
 
 
-def _weight_run_bytes(exp: Experiment, fp: ModelFootprint) -> float:
+def weight_run_bytes(exp: Experiment, fp: ModelFootprint) -> float:
     """Contiguous run of a weight transfer: a DMA tile, or (GPU) the whole matrix a GEMM reads."""
     return exp.hardware.dma.weight_tile_bytes if exp.hardware.dma else fp.weight_bytes_per_layer
 
@@ -272,7 +272,7 @@ def dataflow_timing(exp: Experiment, fp: ModelFootprint, sb: StateBytes, ds: Dra
 
     mean_read_run = np.maximum(sb.ssm_read / batch, 1.0)[:, None]
     mean_write_run = np.maximum(sb.ssm_write / batch, 1.0)[:, None]
-    tile = _weight_run_bytes(exp, fp)
+    tile = weight_run_bytes(exp, fp)
     conv_read_run = np.maximum(sb.conv_read / batch, 1.0)
     conv_write_run = np.maximum(sb.conv_write / batch, 1.0)
     layer_read_ns = (service(ds.weights, tile) + service(ds.ssm_read, mean_read_run)
@@ -345,7 +345,7 @@ def energy_actions(exp: Experiment, fp: ModelFootprint, sb: StateBytes, ds: Dram
         "quantise_elements": sb.quant_elements * layers + replay_stream_steps * elements * layers,
     }
     if dram is not None:
-        tile = _weight_run_bytes(exp, fp)
+        tile = weight_run_bytes(exp, fp)
         mean_read_run = np.maximum(sb.ssm_read / batch, 1.0)
         mean_write_run = np.maximum(sb.ssm_write / batch, 1.0)
         act_read = (dram.activates(ds.weights.sum(axis=1) + ds.replay_weights + ds.lm_head, tile)

@@ -95,7 +95,7 @@ def batch_slopes(table: pd.DataFrame) -> pd.DataFrame:
         if group.batch_size.nunique() < 3:
             continue
         batch = group.batch_size.to_numpy(float)
-        published_ms = 1e3 * batch * group.generated_tokens / group.published
+        published_ms = 1e3 * batch * group.generated_tokens / group.published   # tokens / (tokens/s) in ms
         predicted_ms = 1e3 * batch * group.generated_tokens / group.predicted
         slope_pub = np.polyfit(batch, published_ms, 1)[0]
         slope_pred = np.polyfit(batch, predicted_ms, 1)[0]

@@ -53,5 +53,6 @@ def test_quality_is_measured_at_each_points_own_low_share(tmp_path):
     # the quality model's own gate lands near the target (its entropies during the gated run differ
     # slightly from the reference run the threshold was calibrated on)
     assert (abs(measured["quality_low_share"] - target) < 0.15).all()
-    assert measured["quality_low_share"].is_monotonic_increasing or len(measured) < 2 or (
-        measured.sort_values("low_precision_share")["quality_low_share"].diff().dropna() >= -0.05).all()
+    # a larger traffic share gives a larger measured share (up to the noise above)
+    ordered = measured.sort_values("low_precision_share")
+    assert ordered["quality_low_share"].iloc[-1] > ordered["quality_low_share"].iloc[0]
