@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "hwsim.commands",
     "hwsim.sweeps.commands",
     "hwsim.quality.commands",
+    "hwsim.quality.signals_command",
     "hwsim.memory.commands",
     "hwsim.presets_command",
 )

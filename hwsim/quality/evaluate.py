@@ -26,11 +26,13 @@ from hwsim.policies.kinds import StaticPolicy
 from hwsim.quality.model import LoadedModel, load_model
 from hwsim.quality.quantise import StateFormat
 from hwsim.quality.run import FixedGate, PolicyGate, Reference, gated_run, reference_run
-from hwsim.quality.streams import Stream, random_streams, text_streams
+from hwsim.quality.streams import Stream, random_streams, same_tokenizer_as_traces, text_streams, trace_streams
 from hwsim.sizing import state_bytes
 
 #: Bump when the evaluation changes meaning: cached results with another version are recomputed.
 QUALITY_VERSION = 1
+#: Bump when the reference arrays change (2: the state-update norm per step).
+REFERENCE_VERSION = 2
 #: `cache_dir=DEFAULT_CACHE_DIR` means the user cache (`hwsim.cache.cache_dir("quality")`), resolved
 #: when called, so HWSIM_CACHE_DIR and `--cache-dir` apply; never a folder of the project.
 DEFAULT_CACHE_DIR = "user-cache"
@@ -61,7 +63,7 @@ def _model(model_dir) -> LoadedModel:
 def _references(loaded: LoadedModel, streams: list[Stream], snapshot_every: int,
                 cache_dir: Path | None) -> tuple[list[dict], float, int]:
     """Reference arrays per stream, from memory, disk, or one batched run of the missing streams."""
-    keys = [f"{loaded.model_id}-{s.key}-{snapshot_every}" for s in streams]
+    keys = [f"{loaded.model_id}-{s.key}-{snapshot_every}-r{REFERENCE_VERSION}" for s in streams]
     missing = [i for i, k in enumerate(keys) if k not in _REFERENCES]
     for i in list(missing):
         path = cache_dir / "reference" / f"{keys[i]}.npz" if cache_dir else None
@@ -80,7 +82,8 @@ def _references(loaded: LoadedModel, streams: list[Stream], snapshot_every: int,
         seconds, tokens = time.perf_counter() - started, batch.size
         for j, i in enumerate(missing):
             arrays = {"logprobs": ref.logprobs[j], "entropy_bits": ref.entropy_bits[j], "nll_nats": ref.nll_nats[j],
-                      "snapshot_steps": ref.snapshot_steps, "states": ref.states[j]}
+                      "snapshot_steps": ref.snapshot_steps, "states": ref.states[j],
+                      "update_norm": ref.update_norm[j]}
             _REFERENCES[keys[i]] = arrays
             if cache_dir is not None:
                 write_atomic(cache_dir / "reference" / f"{keys[i]}.npz",
@@ -96,7 +99,7 @@ def _savez(path: Path, arrays: dict) -> None:
 def _stack_reference(refs: list[dict]) -> Reference:
     return Reference(np.stack([r["logprobs"] for r in refs]), np.stack([r["entropy_bits"] for r in refs]),
                      np.stack([r["nll_nats"] for r in refs]), refs[0]["snapshot_steps"],
-                     np.stack([r["states"] for r in refs]))
+                     np.stack([r["states"] for r in refs]), np.stack([r["update_norm"] for r in refs]))
 
 
 def _gate_entropy(gate: str, streams: list[Stream], ref: Reference) -> np.ndarray | None:
@@ -170,6 +173,17 @@ def verdict(policy_value: float, random_values: list[float], low_share: float) -
     return "indistinguishable"
 
 
+def default_streams(loaded: LoadedModel, *, tokens: int, streams: int) -> list[Stream]:
+    """The shipped traces' own tokens for a model with the traces' tokenizer (exact alignment with
+    their entropies; prose, code and generated text), else the shipped texts in the model's tokenizer,
+    else random tokens (tiny test models)."""
+    if loaded.tokenizer is None:
+        return random_streams(loaded.model.config.vocab_size, tokens=tokens, streams=streams)
+    if same_tokenizer_as_traces(loaded.tokenizer):
+        return trace_streams(tokens=tokens, streams=streams)
+    return text_streams(loaded.tokenizer, tokens=tokens, streams=streams)
+
+
 def evaluate_policy(policy, *, model_dir=None, tokens: int = 256, streams: int = 4, seeds: int = 3,
                     gate: str = "self", rounding: str = "nearest", snapshot_every: int = 16,
                     cache_dir: Path | None = DEFAULT_CACHE_DIR, loaded: LoadedModel | None = None,
@@ -178,7 +192,8 @@ def evaluate_policy(policy, *, model_dir=None, tokens: int = 256, streams: int =
 
     gate: "self" (the gated run's own next-token entropy, causal), "reference" (the full-precision
     model's entropy), "trace" (the shipped trace of each stream's own text, made by another model and
-    aligned by relative position in the text) or one trace catalog name for every stream. Returns flat columns:
+    aligned by relative position in the text, or exactly when the model shares the traces' tokenizer)
+    or one trace catalog name for every stream. Returns flat columns:
     `quality_<metric>` for the policy, `quality_all_high_*`, `quality_all_low_*`,
     `quality_random_<metric>_{mean,std,min,max}` over the seeds, `quality_entropy_vs_random[_ppl]`.
     threads: torch threads for the evaluation (None leaves torch's setting alone).
@@ -192,8 +207,7 @@ def evaluate_policy(policy, *, model_dir=None, tokens: int = 256, streams: int =
         raise HwsimInputError(f"unknown rounding {rounding!r}", key="rounding", allowed="nearest, stochastic")
     loaded = loaded or _model(model_dir)
     if stream_list is None:
-        stream_list = (text_streams(loaded.tokenizer, tokens=tokens, streams=streams) if loaded.tokenizer
-                       else random_streams(loaded.model.config.vocab_size, tokens=tokens, streams=streams))
+        stream_list = default_streams(loaded, tokens=tokens, streams=streams)
     tokens_arr = np.stack([s.token_ids for s in stream_list])
     if isinstance(cache_dir, str) and cache_dir == DEFAULT_CACHE_DIR:
         from hwsim.cache import cache_dir as user_cache
@@ -202,7 +216,10 @@ def evaluate_policy(policy, *, model_dir=None, tokens: int = 256, streams: int =
     cache_dir = Path(cache_dir) if cache_dir is not None else None
     refs, seconds, done = _references(loaded, stream_list, snapshot_every, cache_dir)
     ref = _stack_reference(refs)
-    policy = policy.calibrated([r["entropy_bits"] for r in refs])
+    external = _gate_entropy(gate, stream_list, ref)
+    # a percentile policy learns its threshold from the entropy it will be gated on
+    policy = policy.calibrated([r["entropy_bits"] for r in refs] if external is None or gate == "reference"
+                               else list(external.T))
     fmt = StateFormat(policy.group_size, policy.scale_bits, rounding)
     steps = tokens_arr.shape[1]
     common = {"fmt": fmt.__dict__, "model": loaded.model_id, "conv": policy.gate_conv_state,
@@ -239,8 +256,6 @@ def evaluate_policy(policy, *, model_dir=None, tokens: int = 256, streams: int =
             if paths[n] is not None:
                 for frame, path in zip(frames[n], paths[n]):
                     write_atomic(path, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
-
-    external = _gate_entropy(gate, stream_list, ref)
 
     def first_gates(names):
         table = {"policy": PolicyGate(policy, external),

@@ -32,12 +32,14 @@ class Reference:
     nll_nats: np.ndarray        # float64 [streams, steps - 1]: next token's NLL at each step
     snapshot_steps: np.ndarray  # int [k]
     states: np.ndarray          # float32 [streams, k, layers, elements]: SSM state after those steps
+    update_norm: np.ndarray | None = None  # [streams, steps]: ||h_t - h_{t-1}|| / ||h_t||, mean over layers
 
 
 class Gate:
-    """Chooses the bits each stream's state is written in at step t."""
+    """Chooses the bits each stream's state is written in at step t: [streams] (every layer alike),
+    [streams, layers] or [streams, layers, heads] (Mamba-2 heads; conv states take a layer's widest)."""
 
-    def write_bits(self, t: int, own_entropy: np.ndarray) -> np.ndarray:  # [streams]
+    def write_bits(self, t: int, own_entropy: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -45,7 +47,7 @@ class Gate:
 class FixedGate(Gate):
     """Precisions decided beforehand (all-high, all-low, random controls): write_bits [steps, streams]."""
 
-    bits: np.ndarray
+    bits: np.ndarray  # [steps, streams, ...]
 
     def write_bits(self, t: int, own_entropy: np.ndarray) -> np.ndarray:
         return self.bits[t]
@@ -101,10 +103,18 @@ def reference_run(loaded: LoadedModel, tokens: np.ndarray, snapshot_every: int) 
     ids = torch.as_tensor(tokens)
     snapshot_steps = np.arange(snapshot_every - 1, steps, snapshot_every)
     logprobs = np.empty((streams, steps, loaded.model.config.vocab_size), dtype=np.float32)
-    snaps, cache = [], None
+    snaps, cache, previous = [], None, None
+    update = np.zeros((streams, steps))
     for t in range(steps):
         lp, cache = _step(loaded, ids[:, t], cache)
         logprobs[:, t] = lp.numpy()
+        current = [s.reshape(streams, -1).clone() for s in layer_states(cache, loaded.n_layers, conv=False)]
+        if previous is not None:
+            update[:, t] = np.mean([((c - p).norm(dim=1) / c.norm(dim=1).clamp_min(1e-30)).numpy()
+                                    for c, p in zip(current, previous)], axis=0)
+        else:
+            update[:, t] = 1.0  # from the zero state: the whole state is new
+        previous = current
         if t in set(snapshot_steps.tolist()):
             snaps.append(torch.stack([s.reshape(streams, -1) for s in layer_states(cache, loaded.n_layers,
                                                                                     conv=False)], 1))
@@ -112,7 +122,22 @@ def reference_run(loaded: LoadedModel, tokens: np.ndarray, snapshot_every: int) 
     entropy = (-(lp_all.exp() * lp_all).sum(-1) / LN2).double().numpy()
     nll = -np.take_along_axis(logprobs[:, :-1], tokens[:, 1:, None], axis=2)[..., 0].astype(np.float64)
     states = torch.stack(snaps, 1).numpy() if snaps else np.zeros((streams, 0, loaded.n_layers, 0), np.float32)
-    return Reference(logprobs, entropy, nll, snapshot_steps, states)
+    return Reference(logprobs, entropy, nll, snapshot_steps, states, update)
+
+
+def _store_rows(state: torch.Tensor, bits: np.ndarray, layer: int, *, conv: bool, fmt: StateFormat,
+                generator) -> torch.Tensor:
+    """One layer's state [rows, ...] stored at bits [rows], [rows, layers] or [rows, layers, heads]."""
+    if bits.ndim == 1:
+        return store(state, torch.as_tensor(bits.astype(np.int64)), fmt, generator)
+    per_layer = bits[:, layer]
+    if per_layer.ndim == 1 or conv:
+        rows_bits = per_layer if per_layer.ndim == 1 else per_layer.max(1)
+        return store(state, torch.as_tensor(rows_bits.astype(np.int64)), fmt, generator)
+    rows, heads = per_layer.shape
+    by_head = state.reshape(rows * heads, -1)  # Mamba-2 states are [rows, heads, head_dim, d_state]
+    stored = store(by_head, torch.as_tensor(per_layer.reshape(-1).astype(np.int64)), fmt, generator)
+    return stored.view(state.shape)
 
 
 @torch.no_grad()
@@ -130,7 +155,6 @@ def gated_run(loaded: LoadedModel, tokens: np.ndarray, reference: Reference, gat
     speculative = [i for i, g in enumerate(gates) if getattr(g, "speculative", False)]
     shadow_of = {i: n_rows + k * streams + np.arange(streams) for k, i in enumerate(speculative)}
     ids = torch.as_tensor(np.tile(tokens, (len(gates) + len(speculative), 1)))
-    ref_lp = torch.from_numpy(np.tile(reference.logprobs, (len(gates), 1, 1)))
     generator = torch.Generator().manual_seed(seed)
     snap_index = {int(s): i for i, s in enumerate(reference.snapshot_steps)}
     ref_states = torch.from_numpy(np.tile(reference.states, (len(gates), 1, 1, 1)))
@@ -158,15 +182,15 @@ def gated_run(loaded: LoadedModel, tokens: np.ndarray, reference: Reference, gat
                     state[shadow[periodic]] = state[main[periodic]]  # checkpoint before the low store
                     keep = torch.full((len(shadow),), gates[i].policy.high_bits)
                     state[shadow] = store(state[shadow], keep, fmt, generator)
-        ref = ref_lp[:, t]
+        ref = torch.from_numpy(reference.logprobs[:, t]).repeat(len(gates), 1)  # per step: no [rows, steps, V] copy
         kl[:, t] = ((ref.exp() * (ref - lp)).sum(-1) / LN2).clamp_min(0).numpy()
         agree[:, t] = (lp.argmax(-1) == ref.argmax(-1)).numpy()
         if t + 1 < steps:
             chosen[:, t] = -lp.gather(1, ids[:n_rows, t + 1, None])[:, 0].numpy()
-        write[:, t] = bits
-        bits_t = torch.as_tensor(bits.astype(np.int64))
-        for state in layer_states(cache, loaded.n_layers, conv=gate_conv_state):
-            state[:n_rows] = store(state[:n_rows], bits_t, fmt, generator)
+        write[:, t] = bits if bits.ndim == 1 else bits.reshape(n_rows, -1).max(1)
+        for index, state in enumerate(layer_states(cache, loaded.n_layers, conv=gate_conv_state)):
+            state[:n_rows] = _store_rows(state[:n_rows], bits, index % loaded.n_layers,
+                                         conv=index >= loaded.n_layers, fmt=fmt, generator=generator)
         if t in snap_index:
             ssm = layer_states(cache, loaded.n_layers, conv=False)
             errors = [relative_error(s[:n_rows].reshape(n_rows, -1), ref_states[:, snap_index[t], layer])

@@ -46,6 +46,43 @@ def text_streams(tokenizer, *, tokens: int, streams: int, texts_dir: Path = TEXT
     return out
 
 
+def same_tokenizer_as_traces(tokenizer, names: list[str] | None = None, probe_tokens: int = 64) -> bool:
+    """True when `tokenizer` decodes the shipped traces' token ids to the traces' own token texts (the
+    traces' tokenizer): streams can then be the traces' tokens, aligned exactly with their entropies."""
+    from hwsim.traces import DEFAULT_TRACE_SET, load_trace
+
+    if tokenizer is None:
+        return False
+    for name in names or DEFAULT_TRACE_SET:
+        trace = load_trace(name, with_text=True)
+        try:
+            decoded = [tokenizer.decode([int(i)]) for i in trace.token_id[:probe_tokens]]
+        except (IndexError, KeyError, ValueError, TypeError, OverflowError):
+            return False
+        if decoded != list(trace.token_text[:probe_tokens]):
+            return False
+    return True
+
+
+def trace_streams(*, tokens: int, streams: int, names: list[str] | None = None,
+                  start_tokens: int = 0) -> list[Stream]:
+    """Stream k reads shipped trace k mod n (catalog order) from token start + (k div n) * tokens: the
+    traces' own token ids, so an external gate on the trace's entropies is aligned exactly."""
+    from hwsim.traces import DEFAULT_TRACE_SET, load_trace
+
+    names = list(names or DEFAULT_TRACE_SET)
+    ids = {name: load_trace(name).token_id.astype(np.int64) for name in names}
+    out = []
+    for k in range(streams):
+        name, offset = names[k % len(names)], start_tokens + (k // len(names)) * tokens
+        chosen = ids[name][offset:offset + tokens]
+        if len(chosen) < tokens:
+            raise HwsimInputError(f"trace {name} has {len(ids[name])} tokens, stream {k} needs "
+                                  f"{offset + tokens}; lower --tokens or --streams", key="--tokens")
+        out.append(Stream(name, offset, chosen, 0))
+    return out
+
+
 def random_streams(vocab_size: int, *, tokens: int, streams: int, seed: int = 0) -> list[Stream]:
     """Seeded random token streams (for tiny test models without a tokenizer)."""
     rng = np.random.default_rng(seed)

@@ -4,7 +4,9 @@ The quality model's own entropies differ from the traces' (another, smaller mode
 threshold writes a different share of states low there. With `match_share` (the default) each gated
 point is measured at ITS low-precision share: the quality model is gated by its own entropy with the
 threshold that gives that share (a percentile policy, calibrated on the reference run), at the point's
-widths and scales; the measured share is reported beside it (`quality_low_share`). Quality depends on
+widths and scales; the measured share is reported beside it (`quality_low_share`). With `trace_gate`
+(the default) the same share is also measured gated by the shipped traces' entropies for the same
+tokens (`quality_trace_*`; exact alignment when the quality model shares the traces' tokenizer). Quality depends on
 the policy and the tokens, not on the hardware, so each distinct (widths, share rounded to
 `share_step`) is evaluated once and cached on disk. Needs the [traces] extra (torch).
 """
@@ -32,6 +34,14 @@ class QualityOptions(Frozen):
     share_step: float = Field(0.05, gt=0.0, le=0.5, description="shares are rounded to this step")
     only: dict[str, object] = Field(default_factory=dict, description="evaluate only the points whose "
                                     "swept or resolved values match these (e.g. {workload.traces: null})")
+    trace_gate: bool = Field(True, description="also gate the quality model by the shipped traces' entropies "
+                             "for the same tokens (exact when it shares the traces' tokenizer), at the same "
+                             "share: `quality_trace_*` columns")
+
+
+#: Columns of the trace-gated evaluation kept beside the self-gated ones.
+TRACE_COLUMNS = ("kl_bits_mean", "kl_bits_p99", "top1_agreement", "ppl_change_pct", "low_share",
+                 "entropy_vs_random", "random_kl_bits_mean_mean")
 
 
 def quality_policy(point, row: pd.Series, options: QualityOptions):
@@ -76,6 +86,10 @@ def add_quality_columns(table: pd.DataFrame, points: list, options: QualityOptio
             print(f"quality: policy {len(results) + 1}/{distinct}: {policy.kind}", file=sys.stderr)
             results[key] = evaluate_policy(policy, model_dir=options.model, tokens=options.tokens,
                                            streams=options.streams, seeds=options.seeds)
+            if options.trace_gate and policy.kind != "static":
+                traced = evaluate_policy(policy, model_dir=options.model, tokens=options.tokens,
+                                         streams=options.streams, seeds=options.seeds, gate="trace")
+                results[key] |= {f"quality_trace_{name}": traced[f"quality_{name}"] for name in TRACE_COLUMNS}
     quality = pd.DataFrame([{"point_hash": h, **results[k],
                              "quality_target_low_share": getattr(chosen[h], "target_low_share", float("nan"))}
                             for h, k in keys.items()])

@@ -95,6 +95,11 @@ def quality_sentences(frame: pd.DataFrame, row: pd.Series | None, quality_reques
                    f"per token, perplexity {row.get('quality_ppl_change_pct', float('nan')):+.2f}% "
                    f"(model {row.get('quality_model', '?')}, measured with {share:.0%} of its state writes low, "
                    f"matched to the traffic run's {row.get('low_precision_share', float('nan')):.0%}).")
+        if pd.notna(row.get("quality_trace_kl_bits_mean")):
+            out.append(f"Gated instead by the shipped traces' entropies for the same tokens, at "
+                       f"{row.get('quality_trace_low_share', float('nan')):.0%} low: KL "
+                       f"{row['quality_trace_kl_bits_mean']:.4f} bits per token, perplexity "
+                       f"{row.get('quality_trace_ppl_change_pct', float('nan')):+.2f}%.")
     verdicts = frame.get("quality_entropy_vs_random")
     if verdicts is not None and verdicts.notna().any():
         counts = verdicts.value_counts()
