@@ -16,11 +16,10 @@ from hwsim.config.experiment import Experiment
 from hwsim.errors import HwsimInputError
 from hwsim.geometry import ModelFootprint
 from hwsim.memory.transaction import DramTiming
-from hwsim.config.model import KV_PRECISION_BITS
 from hwsim.kv import KvPlan
 from hwsim.policies import StatePlan
 from hwsim.residency import Placement, place
-from hwsim.sizing import state_bytes, stored_bytes
+from hwsim.sizing import kv_position_bytes, state_bytes
 from hwsim.stack import expected_distinct_experts
 from hwsim.units import flops_per_ns
 
@@ -120,15 +119,6 @@ def check_capacity(exp: Experiment, fp: ModelFootprint, *, file: str | None = No
             f"hardware has {(budget + dram) / 2**30:.2f} GiB of SRAM budget and DRAM", file=file, key="hardware",
             allowed="more DRAM stacks, a smaller model, batch or context")
     return budget
-
-
-def kv_position_bytes(elements: np.ndarray | float, precision: str, group_size: int, scale_bits: int) -> np.ndarray:
-    """Bytes of one cached position of `elements` KV values: fp formats without scales (fp8 keeps one
-    scale per tensor, not counted), int formats with one scale per group, as weights and states."""
-    bits = KV_PRECISION_BITS[precision]
-    if precision.startswith("fp"):
-        return np.asarray(elements, dtype=np.float64) * bits / 8.0
-    return stored_bytes(np.asarray(elements, dtype=np.float64), bits, group_size, scale_bits)
 
 
 def kv_capacity_bytes(exp: Experiment, fp: ModelFootprint) -> float:

@@ -17,9 +17,8 @@ from hwsim.errors import HwsimInputError
 from hwsim.geometry import footprint
 from hwsim.kv import kv_plan
 from hwsim.runner import simulate_experiment
-from hwsim.sizing import state_bytes
+from hwsim.sizing import kv_position_bytes, state_bytes
 from hwsim.stack import expected_distinct_experts
-from hwsim.traffic import kv_position_bytes
 
 HYBRID_PRESETS = [name for name in known_presets("model")
                   if load_preset("model", name, ModelSpec).architecture == "hybrid"]

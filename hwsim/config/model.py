@@ -14,9 +14,8 @@ from pydantic import Field, PositiveInt, model_validator
 
 from hwsim.config.layers import LayerKind, Mamba1Layer, Mamba2Layer, Pattern, role
 from hwsim.records import Frozen
+from hwsim.sizing import KV_PRECISION_BITS
 
-#: storage width of each KV cache precision; fp formats carry no group scales, int formats do
-KV_PRECISION_BITS = {"fp16": 16, "fp8": 8, "int8": 8, "int4": 4, "int2": 2}
 KvPrecision = Literal["fp16", "fp8", "int8", "int4", "int2"]
 
 
