@@ -250,3 +250,10 @@ def test_kv_capacity_counts_in_the_fit_check():
         exp = load_experiment(raw=experiment_raw)
         simulate_experiment(exp, [np.full(10, 0.5)])
     assert math.isfinite(1.0)
+
+
+def test_hybrid_prefill_is_refused_with_a_clear_error():
+    raw = {"hardware": "hbm3e-accel", "model": "jamba-1.5-mini", "policy": {"kind": "static", "bits": 16},
+           "workload": {"prompt_tokens": 128, "steps": 4}}
+    with pytest.raises(HwsimInputError, match="prefill of hybrid"):
+        load_experiment(raw=raw)

@@ -105,6 +105,9 @@ class Experiment(Frozen):
                                  "kind dataflow only (the gpu kind's kernel lists cover pure Mamba stacks)")
             if self.run.fidelity == "detailed":
                 raise ValueError("run.fidelity: detailed models pure Mamba stacks only; use fast for hybrids")
+            if self.workload.phase != "decode":
+                raise ValueError("workload.mode: the prefill of hybrid stacks is not modelled; decode with "
+                                 "workload.context_tokens giving each stream's cached prompt (mode: decode)")
             if self.policy.kind == "speculative" or self.policy.gate_on == "current":
                 raise ValueError("policy: speculative rollback and gate_on: current are modelled for pure "
                                  "Mamba stacks only; on hybrids use gate_on: previous")
