@@ -211,7 +211,8 @@ def test_hybrid_preset_params_within_one_percent(name):
 
 
 def test_presets_cover_the_issue():
-    assert {"jamba-1.5-mini", "qwen3-next-80b-a3b", "nemotron-h-8b", "kimi-linear-48b-a3b"} <= set(HYBRID_PRESETS)
+    assert {"jamba-1.5-mini", "qwen3-next-80b-a3b", "nemotron-h-8b", "kimi-linear-48b-a3b", "falcon-h1-1.5b",
+            "falcon-h1-7b", "granite-4.0-h-tiny"} <= set(HYBRID_PRESETS)
 
 
 @pytest.mark.parametrize(("change", "key"), [
