@@ -51,7 +51,8 @@ class Sublayer:
     attention_heads: int = 0
     activation_elements: int = 0
     vector_ops: int = 0
-    shared_weights: bool = False
+    shared_weights: bool = False      # dense weights counted once however often the kind is applied...
+    unshared_params: int = 0          # ...except these (adapters, per-application projections), part of dense_matmul_params
 
 
 def _mamba(geo: LayerGeometry) -> Sublayer:
@@ -99,18 +100,23 @@ def _attention(k, d: int) -> Sublayer:
     hd = k.head_dim or d // k.q_heads
     kv = k.kv_heads or k.q_heads
     q_out = k.q_heads * hd * (2 if k.output_gate else 1)
-    matmul = d * q_out + 2 * d * kv * hd + k.q_heads * hd * d
-    return Sublayer(dense_matmul_params=matmul, other_params_fp16=(2 * hd if k.qk_norm else 0) + d,
+    d_in = 2 * d if k.concat_embedding else d
+    adapters = k.adapter_rank * ((d_in + q_out) + 2 * (d_in + kv * hd)) if k.adapter_rank else 0
+    projection = d * d if k.output_projection else 0
+    matmul = d_in * q_out + 2 * d_in * kv * hd + k.q_heads * hd * d + adapters + projection
+    return Sublayer(dense_matmul_params=matmul, other_params_fp16=(2 * hd if k.qk_norm else 0) + d_in,
                     kv_elements_per_position=2 * kv * hd, kv_window=k.sliding_window or 0, kv_segments=2 * kv,
                     attention_flops_per_position=4 * k.q_heads * hd, attention_heads=k.q_heads,
-                    activation_elements=q_out + 2 * kv * hd + k.q_heads * hd + 2 * d,
-                    shared_weights=k.shared_weights)
+                    activation_elements=q_out + 2 * kv * hd + k.q_heads * hd + d_in + d,
+                    shared_weights=k.shared_weights, unshared_params=adapters + projection)
 
 
 def _mlp(k, d: int) -> Sublayer:
     mats = 3 if k.gated else 2
-    return Sublayer(dense_matmul_params=mats * d * k.hidden, other_params_fp16=d,
-                    activation_elements=(mats - 1) * k.hidden + k.hidden + 2 * d)
+    adapters = k.adapter_rank * (d + (mats - 1) * k.hidden) if k.adapter_rank else 0
+    return Sublayer(dense_matmul_params=mats * d * k.hidden + adapters, other_params_fp16=d,
+                    activation_elements=(mats - 1) * k.hidden + k.hidden + 2 * d,
+                    shared_weights=k.shared_weights, unshared_params=adapters)
 
 
 def _moe(k, d: int) -> Sublayer:
@@ -199,6 +205,7 @@ def stack_arrays(model, *, weight_bits: int, group_size: int, scale_bits: int, a
             params = sub.dense_matmul_params + sub.other_params_fp16 + sub.other_params_fp32
             active += params + sub.experts_per_token * sub.expert_params
             if sub.shared_weights and name in seen_shared:
+                stored += sub.unshared_params      # each application owns its adapters / projection
                 continue
             seen_shared.add(name)
             stored += params + sub.experts * sub.expert_params

@@ -212,7 +212,7 @@ def test_hybrid_preset_params_within_one_percent(name):
 
 def test_presets_cover_the_issue():
     assert {"jamba-1.5-mini", "qwen3-next-80b-a3b", "nemotron-h-8b", "kimi-linear-48b-a3b", "falcon-h1-1.5b",
-            "falcon-h1-7b", "granite-4.0-h-tiny"} <= set(HYBRID_PRESETS)
+            "falcon-h1-7b", "granite-4.0-h-tiny", "zamba2-2.7b"} <= set(HYBRID_PRESETS)
 
 
 @pytest.mark.parametrize(("change", "key"), [
@@ -258,3 +258,45 @@ def test_hybrid_prefill_is_refused_with_a_clear_error():
            "workload": {"prompt_tokens": 128, "steps": 4}}
     with pytest.raises(HwsimInputError, match="prefill of hybrid"):
         load_experiment(raw=raw)
+
+
+def shared_block(shared: bool) -> dict:
+    return tiny_hybrid(
+        {"attn": {"kind": "attention", "q_heads": 4, "kv_heads": 2, "head_dim": 16, "concat_embedding": True,
+                  "output_projection": True, "shared_weights": shared},
+         "mlp": {"kind": "mlp", "hidden": 32, "shared_weights": shared, "adapter_rank": 4}},
+        {"block": "a", "symbols": {"a": ["attn", "mlp"]}}, n_layers=3)
+
+
+def test_shared_block_counts_weights_once_and_adapters_kv_per_application_by_hand():
+    # d 64, applied at 3 layers. Attention reads the 128-wide concat [h, embedding]: q 128x64 + k, v 2 x 128x32
+    # + o 64x64 = 20480 shared, + its own 64x64 output linear 4096; pre-norm 128. MLP gate/up/down 3 x 64x32 =
+    # 6144 shared + its own LoRA 4 x (64 + 2 x 32) = 512; pre-norm 64.
+    stored = 20480 + 128 + 3 * 4096 + 6144 + 64 + 3 * 512
+    fp = footprint(ModelSpec.model_validate(shared_block(True)))
+    assert fp.stack.stored_params == stored == 40640
+    assert fp.total_params == stored + 256 * 64 + 64          # tied embeddings, final norm
+    unshared = footprint(ModelSpec.model_validate(shared_block(False)))
+    assert unshared.stack.stored_params == 3 * (24576 + 128 + 6656 + 64)
+    # every application reads the whole block (shared weights too) and keeps its own KV cache:
+    # 2 KV heads x 16 x (K, V) = 64 elements, 128 B per position and application
+    _, steps = simulate_experiment(experiment(shared_block(True), context_tokens=10), [np.full(100, 0.5)],
+                                   keep_steps=True)
+    assert steps["dram_read_bytes_weights"].iloc[0] == 3 * (24576 + 6656 + 128 + 64) * 2.0
+    assert steps["dram_read_bytes_kv_cache"].iloc[0] == 2 * 10 * 128.0 * 3
+
+
+def test_zamba2_shares_its_two_blocks():
+    zamba = load_preset("model", "zamba2-2.7b", ModelSpec)
+    hybrid = [i for i, layer in enumerate(zamba.stack_names) if len(layer) > 1]
+    assert hybrid == [6, 12, 18, 24, 30, 36, 42, 47, 51]
+    assert [zamba.stack_names[i][0] for i in hybrid[:3]] == ["attn_a", "attn_b", "attn_a"]
+    stack = footprint(zamba).stack
+    unshared = footprint(ModelSpec.model_validate({**zamba.model_dump(), "layer_kinds": {
+        name: {**kind.model_dump(), "shared_weights": False} if "shared_weights" in kind.model_dump()
+        else kind.model_dump() for name, kind in zamba.layer_kinds.items()}})).stack
+    # unshared, the 7 applications beyond the two blocks store their block again: q, k, v 3 x 5120 x 5120 (from the
+    # 5120-wide concat), o_proj 5120 x 2560, MLP 3 x 2560 x 10240, pre-norms 5120 + 2560
+    block = 3 * 5120 * 5120 + 5120 * 2560 + 3 * 2560 * 10240 + 5120 + 2560
+    assert unshared.stored_params - stack.stored_params == 7 * block
+    assert stack.kv_elements_per_position[hybrid].tolist() == [2 * 32 * 160] * 9

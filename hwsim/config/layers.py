@@ -81,11 +81,20 @@ class AttentionLayer(Frozen):
     mla: MlaDims | None = None
     shared_weights: bool = Field(False, description="one set of weights for every application (Zamba2): "
                                  "counted once in the parameters, read at every application")
+    concat_embedding: bool = Field(False, description="the input is the hidden state concatenated with the "
+                                   "original embedding, 2 d_model wide (Zamba2's shared block): the pre-norm and "
+                                   "the q, k, v projections read 2 d_model")
+    adapter_rank: PositiveInt | None = Field(None, description="per-application LoRA on q, k and v (Zamba2's "
+                                             "use_shared_attention_adapter): owned by each application")
+    output_projection: bool = Field(False, description="an unshared d_model x d_model linear after every "
+                                    "application (Zamba2's hybrid-layer `linear`)")
 
     @model_validator(mode="after")
     def _gqa(self) -> AttentionLayer:
         if self.mla is None and self.kv_heads is not None and self.q_heads % self.kv_heads:
             raise ValueError(f"kv_heads {self.kv_heads} does not divide q_heads {self.q_heads}")
+        if self.mla is not None and (self.concat_embedding or self.adapter_rank or self.output_projection):
+            raise ValueError("concat_embedding, adapter_rank and output_projection are not modelled with mla")
         return self
 
 
@@ -93,6 +102,10 @@ class MlpLayer(Frozen):
     kind: Literal["mlp"] = "mlp"
     hidden: PositiveInt
     gated: bool = Field(True, description="gate, up and down projections (SwiGLU); false: up and down")
+    shared_weights: bool = Field(False, description="one set of weights for every application (Zamba2)")
+    adapter_rank: PositiveInt | None = Field(None, description="per-application LoRA on the gate and up "
+                                             "projections (Zamba2's use_shared_mlp_adapter): rank x (d_model + "
+                                             "2 hidden) parameters owned by each application")
 
 
 class MoeLayer(Frozen):
