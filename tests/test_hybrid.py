@@ -300,3 +300,20 @@ def test_zamba2_shares_its_two_blocks():
     block = 3 * 5120 * 5120 + 5120 * 2560 + 3 * 2560 * 10240 + 5120 + 2560
     assert unshared.stored_params - stack.stored_params == 7 * block
     assert stack.kv_elements_per_position[hybrid].tolist() == [2 * 32 * 160] * 9
+
+
+def test_crossover_figure_series_and_file(tmp_path):
+    from types import SimpleNamespace
+
+    from hwsim.sweeps.hybrid_figure import CONTEXTS, crossover_figure, crossover_series
+    points = [SimpleNamespace(experiment=experiment(JAMBA_LIKE, batch_size=b)) for b in (2, 8)]
+    series = crossover_series(points)["tiny-hybrid"]
+    for batch, data in series.items():
+        kv = data["KV cache"]
+        assert np.all(np.diff(kv) > 0)                               # grows with context
+        assert np.ptp(data["recurrent state"]) == 0                  # the state does not
+        # per token, KV is per stream: 1 attention layer x 4 heads x 16 x (K, V) x 2 B x (context + 1)
+        assert kv[0] == pytest.approx(4 * 16 * 2 * 2 * (CONTEXTS[0] + 1))
+    assert series[2]["weights + experts"][0] > series[8]["weights + experts"][0]   # weights shared by the batch
+    figure = crossover_figure(points, tmp_path)
+    assert figure.png.stat().st_size > 0 and figure.svg.exists()

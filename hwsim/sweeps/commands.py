@@ -182,15 +182,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_hybrids(args) -> int:
     from hwsim.files import write_text_atomic
     from hwsim.paths import REPORTS_DIR
+    from hwsim.sweeps.hybrid_figure import crossover_figure
     from hwsim.sweeps.hybrids import crossover_rows, hybrid_rows, render_markdown
     from hwsim.sweeps.spec import expand, load_sweep
 
     spec, file = load_sweep(args.sweep)
     points = expand(spec, file)
     out = Path(args.out) if args.out else REPORTS_DIR / "hybrids.md"
-    text = render_markdown(hybrid_rows(points), crossover_rows(points), spec.description or spec.name)
+    figure = crossover_figure(points, out.parent / "figures")
+    text = render_markdown(hybrid_rows(points), crossover_rows(points), spec.description or spec.name,
+                           figure=(figure, out.parent))
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, text)
     print(text)
-    print(f"wrote {out}", file=sys.stderr)
+    print(f"wrote {out}, {figure.png}, {figure.svg}", file=sys.stderr)
     return 0

@@ -66,7 +66,8 @@ def gate_pays_until_context(exp, fp, *, reduction: float = 0.72) -> float:
     return math.inf if slope == 0 else room / slope
 
 
-def render_markdown(table: pd.DataFrame, crossovers: pd.DataFrame, title: str) -> str:
+def render_markdown(table: pd.DataFrame, crossovers: pd.DataFrame, title: str, figure=None) -> str:
+    """`figure`: (Figure, folder the markdown lives in) to embed the crossover figure with its caption."""
     def fmt(value) -> str:
         if isinstance(value, float):
             if math.isinf(value):
@@ -97,6 +98,9 @@ def render_markdown(table: pd.DataFrame, crossovers: pd.DataFrame, title: str) -
             "(independent of batch), and equals the weights+experts read; and the largest context at which a "
             "gate storing every state at 4 bits can still cut the step's bytes by 25%.", ""]
     out += md(crossovers)
+    if figure is not None:
+        fig, base = figure
+        out += ["", f"![{fig.title}]({fig.png.relative_to(base).as_posix()})", "", fig.caption]
     return "\n".join(out) + "\n"
 
 
