@@ -93,6 +93,6 @@ def crossover_figure(points, folder: Path, name: str = "hybrids_crossover") -> F
                "states at 16 bits) by category against each stream's context. State, KV and conv bytes are per stream, so "
                "per token they do not depend on the batch; the weights (and expected distinct experts) are shared by "
                "the batch: one line per batch size of the sweep. Where the red KV line crosses the green state line and the blue weights "
-               "line is the crossover of the table below. Shaded: contexts at which a gate storing every recurrent "
+               "line is the crossover of the table above. Shaded: contexts at which a gate storing every recurrent "
                f"state at 4 bits still cuts the step's bytes by {TARGET_SAVING:.0%} (no shading: at no context).")
     return save(fig, folder, name, title, caption)
