@@ -19,6 +19,8 @@ def _accepts_bool(annotation: Any) -> bool:
         return _accepts_bool(typing.get_args(annotation)[0])
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         return any(_accepts_bool(arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):   # Optional[int]: None admits no bool
+        return False
     return isinstance(annotation, type) and not issubclass(annotation, (int, float)) \
         and annotation is not str and not issubclass(annotation, BaseModel) and origin is None
 

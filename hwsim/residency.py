@@ -29,52 +29,58 @@ class Placement:
 
 
 def place(sram: Sram, *, budget_bytes: float, layers: int, ssm_write_per_layer: np.ndarray,
-          ssm_read_first: float, ssm_max_per_layer: float, conv_per_layer: float,
-          weights_per_layer: float, lm_head_bytes: float) -> Placement:
+          ssm_read_first: np.ndarray, ssm_max_per_layer: np.ndarray, conv_per_layer: np.ndarray,
+          weights_per_layer: np.ndarray, lm_head_bytes: float) -> Placement:
+    """Per-layer inputs: `ssm_write_per_layer` (steps, layers) state bytes written, `ssm_read_first`
+    (layers,) read at the first step, `ssm_max_per_layer`, `conv_per_layer`, `weights_per_layer`
+    (layers,). Layers of a hybrid differ; a pure Mamba model's are alike."""
     steps = len(ssm_write_per_layer)
+    conv_per_layer = np.broadcast_to(np.asarray(conv_per_layer, dtype=np.float64), (layers,))
+    weights_per_layer = np.broadcast_to(np.asarray(weights_per_layer, dtype=np.float64), (layers,))
     if sram.residency.kind == "lru":
         return _lru(budget_bytes, layers, ssm_write_per_layer, ssm_read_first, conv_per_layer,
                     weights_per_layer, lm_head_bytes)
     remaining = float(budget_bytes)
-    ssm_alloc = conv_layers = weight_layers = 0.0
+    ssm_alloc = 0.0
+    conv_fit = weight_fit = np.zeros(layers, dtype=bool)   # not resident unless the order places them
     lm_head = 0.0
     for category in sram.residency.order:
         if category == "ssm_state":
-            ssm_alloc = min(remaining, layers * ssm_max_per_layer)
+            ssm_alloc = min(remaining, float(np.sum(ssm_max_per_layer)))
             remaining -= ssm_alloc
         elif category == "conv_state":
-            conv_layers = min(layers, remaining // conv_per_layer) if conv_per_layer else layers
-            remaining -= conv_layers * conv_per_layer
+            conv_fit = np.cumsum(conv_per_layer) <= remaining
+            remaining -= float(conv_per_layer[conv_fit].sum())
         elif category == "weights":
-            weight_layers = min(layers, remaining // weights_per_layer) if weights_per_layer else layers
-            remaining -= weight_layers * weights_per_layer
+            weight_fit = np.cumsum(weights_per_layer) <= remaining
+            remaining -= float(weights_per_layer[weight_fit].sum())
         elif category == "lm_head" and lm_head_bytes <= remaining:
             lm_head, remaining = 1.0, remaining - lm_head_bytes
-    layer_index = np.arange(layers)
-    write_share = _fill_layer_major(ssm_alloc, ssm_write_per_layer, layer_index)
-    first = _fill_layer_major(ssm_alloc, np.array([ssm_read_first]), layer_index)
+    write_share = _fill_layer_major(ssm_alloc, ssm_write_per_layer)
+    first = _fill_layer_major(ssm_alloc, np.asarray(ssm_read_first, dtype=np.float64)[None, :])
     read_share = np.vstack([first, write_share[:-1]])
-    conv = np.broadcast_to((layer_index < conv_layers).astype(float), (steps, layers))
-    weights = np.broadcast_to((layer_index < weight_layers).astype(float), (steps, layers))
+    conv = np.broadcast_to(conv_fit.astype(float), (steps, layers))
+    weights = np.broadcast_to(weight_fit.astype(float), (steps, layers))
     return Placement(write_share, read_share, conv, weights, np.full(steps, lm_head), max(remaining, 0.0))
 
 
-def _fill_layer_major(alloc: float, per_layer: np.ndarray, layer_index: np.ndarray) -> np.ndarray:
-    """Share of each layer's bytes that fits when `alloc` bytes are filled layer 0 first."""
-    per_layer = np.asarray(per_layer, dtype=np.float64)[:, None]
-    resident = np.clip(alloc - layer_index[None, :] * per_layer, 0.0, per_layer)
+def _fill_layer_major(alloc: float, per_layer: np.ndarray) -> np.ndarray:
+    """Share of each layer's bytes (rows: steps) that fits when `alloc` bytes are filled layer 0 first."""
+    per_layer = np.asarray(per_layer, dtype=np.float64)
+    before = np.cumsum(per_layer, axis=1) - per_layer
+    resident = np.clip(alloc - before, 0.0, per_layer)
     return np.divide(resident, per_layer, out=np.ones_like(resident), where=per_layer > 0)
 
 
-def _lru(budget: float, layers: int, ssm_write: np.ndarray, ssm_read_first: float, conv: float,
-         weights: float, lm_head: float) -> Placement:
-    previous = np.concatenate([[ssm_read_first], ssm_write[:-1]])
-    layer_index = np.arange(layers)[None, :]
+def _lru(budget: float, layers: int, ssm_write: np.ndarray, ssm_read_first: np.ndarray, conv: np.ndarray,
+         weights: np.ndarray, lm_head: float) -> Placement:
+    previous = np.vstack([np.asarray(ssm_read_first, dtype=np.float64)[None, :], ssm_write[:-1]])
     # bytes touched between the use of (layer l, step t-1) and (layer l, step t): one full cycle
-    reuse = (layers * (weights + conv) + lm_head
-             + (layers - 1 - layer_index) * previous[:, None] + (layer_index + 1) * ssm_write[:, None])
+    after = previous.sum(axis=1, keepdims=True) - np.cumsum(previous, axis=1)
+    upto = np.cumsum(ssm_write, axis=1)
+    reuse = float((weights + conv).sum()) + lm_head + after + upto
     hit = (reuse <= budget).astype(float)
-    cycle = layers * (weights + conv + ssm_write) + lm_head
+    cycle = float((weights + conv).sum()) + ssm_write.sum(axis=1) + lm_head
     lm = (cycle <= budget).astype(float)
     spare = float(max(budget - cycle.max(), 0.0))
     return Placement(hit, hit, hit, hit, lm, spare)

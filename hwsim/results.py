@@ -91,6 +91,9 @@ def summarise(acc: SummaryAccumulator, *, end_ns: float, bound: dict[str, float]
     for column in s.index:
         if column.startswith("energy_pJ_"):
             out[column.replace("energy_pJ_", "energy_pJ_per_token_")] = float(s[column]) / tokens
+    for column in ("kv_context_tokens_mean", "kv_low_precision_share"):   # attention layers only
+        if column in s.index:
+            out[column] = float(s[column]) / acc.steps
     out.update(bound)
     out["bound_tokens_per_s"] = per_second(tokens, bound["bound_time_ns"])
     out["simulated_over_bound"] = end_ns / bound["bound_time_ns"]
@@ -109,6 +112,7 @@ def savings(main: dict, baseline: dict) -> dict:
     """Percent saved against the static high-precision baseline (positive = better than baseline)."""
     out = {f"baseline_{k}": baseline[k] for k in (*SAVING_METRICS, "tokens_per_s", "dram_bandwidth_GBps_avg",
                                                    "dram_bytes_per_token_ssm_state",
+                                                   "dram_bytes_per_token_kv_cache",
                                                    "state_share_of_dram_traffic")
            if k in baseline}
     for metric, name in SAVING_METRICS.items():

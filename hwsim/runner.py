@@ -21,6 +21,7 @@ from hwsim.engine import DecodeEngine
 from hwsim.files import temporary_sibling, write_atomic, write_text_atomic
 from hwsim.geometry import ModelFootprint, footprint
 from hwsim.gpu import GpuEngine, kernel_breakdown
+from hwsim.kv import KvPlan, kv_plan
 from hwsim.kernels import decode_kernels
 from hwsim.memory.transaction import DramTiming
 from hwsim.policies import StatePlan
@@ -117,6 +118,7 @@ class Prepared:
     plan: StatePlan
     dram: DramTiming | None
     steps: int
+    kv: KvPlan | None = None     # attention layers: each stream's cached positions per step
 
 
 def prepare(exp: Experiment, entropies: list[np.ndarray], steps: int | None = None) -> Prepared:
@@ -128,7 +130,12 @@ def prepare(exp: Experiment, entropies: list[np.ndarray], steps: int | None = No
     dealt = deal(entropies, exp.workload.batch_size, steps, exp.workload.seed)
     plan = policy.plan(dealt.entropy_bits, dealt.fresh)
     dram = DramTiming.from_config(exp.hardware.dram) if exp.hardware.dram else None
-    return Prepared(fp, budget, policy, dealt, plan, dram, steps)
+    kv = None
+    if fp.stack.has_kv:
+        low = (plan.write_bits < policy.high_bits) if policy.gate_kv else np.zeros(plan.write_bits.shape, bool)
+        kv = kv_plan(exp.workload.context_tokens_per_stream, dealt.fresh, low,
+                     windows=tuple(int(w) for w in np.unique(fp.stack.kv_window)))
+    return Prepared(fp, budget, policy, dealt, plan, dram, steps, kv)
 
 
 def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_path: Path | None = None,
@@ -147,7 +154,7 @@ def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_p
             sub = type(plan)(read_bits=plan.read_bits[rows], write_bits=plan.write_bits[rows],
                              checkpoint_bits=plan.checkpoint_bits[rows], replay_steps=plan.replay_steps[rows],
                              low_bits=plan.low_bits, high_bits=plan.high_bits)
-            traffic = build_traffic(exp, fp, sub, dram, budget)
+            traffic = build_traffic(exp, fp, sub, dram, budget, ready.kv.rows(rows) if ready.kv else None)
             engine = engine or make_engine(exp, fp, traffic, dram)
             if exp.run.fidelity == "detailed" and exp.hardware.dram is not None:
                 engine.dram.bind(transfer_requests(exp, fp, policy, sub, traffic, first))
@@ -160,6 +167,9 @@ def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_p
             frame["entropy_bits_mean"] = dealt.entropy_bits[rows].mean(axis=1)
             frame["stream0_entropy_bits"] = dealt.entropy_bits[rows, 0]
             frame["stream0_write_bits"] = plan.write_bits[rows, 0]
+            if ready.kv is not None:
+                frame["kv_context_tokens_mean"] = ready.kv.context[rows].mean(axis=1)
+                frame["kv_low_precision_share"] = traffic.kv_low_share
             served_bytes += sum(timeline.dram_served_bytes.values())
             acc.add(frame)
             if steps_path is not None:

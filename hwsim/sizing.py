@@ -28,3 +28,16 @@ def state_bytes(elements: int, bits: np.ndarray | int, group_size: int, scale_bi
 def quantised_bytes(params: float, bits: int, group_size: int, scale_bits: int) -> float:
     """Bytes of `params` weights at `bits`; integer widths carry one scale per group."""
     return float(stored_bytes(params, bits, group_size, scale_bits))
+
+
+#: storage width of each KV cache precision; fp formats carry no group scales, int formats do
+KV_PRECISION_BITS = {"fp16": 16, "fp8": 8, "int8": 8, "int4": 4, "int2": 2}
+
+
+def kv_position_bytes(elements, precision: str, group_size: int, scale_bits: int) -> np.ndarray:
+    """Bytes of one cached position of `elements` KV values: fp formats without scales (fp8 keeps one
+    scale per tensor, not counted), int formats with one scale per group, as weights and states."""
+    bits = KV_PRECISION_BITS[precision]
+    if precision.startswith("fp"):
+        return np.asarray(elements, dtype=np.float64) * bits / 8.0
+    return stored_bytes(np.asarray(elements, dtype=np.float64), bits, group_size, scale_bits)

@@ -27,6 +27,10 @@ class Workload(Frozen):
     prompt_tokens: Annotated[int, Field(ge=0, le=1 << 24)] | tuple[Annotated[int, Field(ge=1, le=1 << 24)], ...] = Field(
         0, description="prompt length per stream: one number for every stream, or a list cycled over the "
         "stream slots; 0 = decode only (the states exist already)")
+    context_tokens: Annotated[int, Field(ge=0, le=1 << 24)] | tuple[Annotated[int, Field(ge=0, le=1 << 24)], ...] | None = Field(
+        None, description="positions in each stream's KV cache at its first simulated decode step (prompt plus "
+        "tokens generated so far); a list is cycled over the stream slots (a continuous-batching mix); "
+        "default: prompt_tokens. Grows by one per step; only attention layers read it")
     mode: Literal["decode", "prefill", "end_to_end"] | None = Field(
         None, description="what to simulate; default end_to_end when prompt_tokens > 0, else decode. "
         "end_to_end: the prefill yields the first token, then steps - 1 decode steps")
@@ -55,6 +59,13 @@ class Workload(Frozen):
     @property
     def prompt_tokens_per_stream(self) -> tuple[int, ...]:
         lengths = self.prompt_tokens if isinstance(self.prompt_tokens, tuple) else (self.prompt_tokens,)
+        return tuple(lengths[b % len(lengths)] for b in range(self.batch_size))
+
+    @property
+    def context_tokens_per_stream(self) -> tuple[int, ...]:
+        if self.context_tokens is None:
+            return self.prompt_tokens_per_stream
+        lengths = self.context_tokens if isinstance(self.context_tokens, tuple) else (self.context_tokens,)
         return tuple(lengths[b % len(lengths)] for b in range(self.batch_size))
 
     @property
@@ -88,6 +99,18 @@ class Experiment(Frozen):
 
     @model_validator(mode="after")
     def _execution_supports(self) -> Experiment:
+        if self.model.architecture == "hybrid":
+            if self.hardware.execution.kind == "gpu":
+                raise ValueError(f"model {self.model.name} is a hybrid stack: its decode is modelled on execution "
+                                 "kind dataflow only (the gpu kind's kernel lists cover pure Mamba stacks)")
+            if self.run.fidelity == "detailed":
+                raise ValueError("run.fidelity: detailed models pure Mamba stacks only; use fast for hybrids")
+            if self.workload.phase != "decode":
+                raise ValueError("workload.mode: the prefill of hybrid stacks is not modelled; decode with "
+                                 "workload.context_tokens giving each stream's cached prompt (mode: decode)")
+            if self.policy.kind == "speculative" or self.policy.gate_on == "current":
+                raise ValueError("policy: speculative rollback and gate_on: current are modelled for pure "
+                                 "Mamba stacks only; on hybrids use gate_on: previous")
         if self.hardware.execution.kind == "gpu":
             if self.run.fidelity == "detailed":
                 raise ValueError("run.fidelity: detailed runs on execution kind dataflow only (the gpu kind "

@@ -47,9 +47,23 @@ class PolicyBase(Frozen):
     gate_conv_state: bool = Field(
         False, description="store the conv state at the gated precision too (it is small for Mamba-2, "
         "about a quarter of the SSM state for Mamba-1)")
+    gate_states: tuple[Literal["ssm", "linear_attention", "conv"], ...] = Field(
+        ("ssm", "linear_attention"), description="the state kinds the gate stores at low precision: Mamba SSM "
+        "states, linear-attention (Gated DeltaNet) matrix states, conv states; the others stay at high_bits")
+    gate_kv: bool = Field(
+        False, description="also store the KV entry appended at a gated (low-entropy) step at "
+        "kv_low_precision; it is then read at that precision at every later step")
+    kv_low_precision: Literal["fp8", "int8", "int4", "int2"] = Field(
+        "int4", description="precision of gated KV entries (group scales as the model's kv_group_size)")
     gate_on: Literal["previous", "current"] = Field(
         "previous", description="previous: precision of the state written at step t is chosen from the "
         "entropy known before step t; current: wait for step t's logits (buffers the new state)")
+
+    @property
+    def gated_states(self) -> tuple[str, ...]:
+        """gate_states, with conv when the older switch gate_conv_state asks for it."""
+        extra = ("conv",) if self.gate_conv_state and "conv" not in self.gate_states else ()
+        return (*self.gate_states, *extra)
 
     def gate_entropy(self, entropy_bits: np.ndarray, fresh: np.ndarray) -> np.ndarray:
         """Entropy the gate may see when it chooses the precision of the state written at each step.

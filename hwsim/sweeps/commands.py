@@ -41,6 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("dir", metavar="DIR", help="a sweep output folder (holds results.parquet)")
     report.set_defaults(func=cmd_report)
 
+    hybrids = subparsers.add_parser(
+        "hybrids", help="the hybrid presets' comparison table (bytes per token by category, gating saving, "
+        "throughput, KV crossovers) as markdown",
+        epilog="examples: hwsim hybrids; hwsim hybrids --out reports/hybrids.md --set workload.steps=32")
+    hybrids.add_argument("sweep", nargs="?", default="hybrids", metavar="SWEEP",
+                         help="a sweep file or name under configs/sweeps giving the points (default: hybrids)")
+    hybrids.add_argument("--out", default=None, help="markdown file (default: reports/hybrids.md)")
+    hybrids.set_defaults(func=cmd_hybrids)
+
     compare = subparsers.add_parser("compare", help="the same experiment on several hardware configurations")
     compare.add_argument("hardware", nargs="+", metavar="HW", help="hardware preset names or .yaml files")
     compare.add_argument("--experiment", default=None,
@@ -168,3 +177,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(to_markdown(compared))
     print(f"wrote {out}/compare.csv, compare.md, figures/compare_*.png|svg, report.html")
     return _finish(counts, table, out, started)
+
+
+def cmd_hybrids(args) -> int:
+    from hwsim.files import write_text_atomic
+    from hwsim.paths import REPORTS_DIR
+    from hwsim.sweeps.hybrid_figure import crossover_figure
+    from hwsim.sweeps.hybrids import crossover_rows, hybrid_rows, render_markdown
+    from hwsim.sweeps.spec import expand, load_sweep
+
+    spec, file = load_sweep(args.sweep)
+    points = expand(spec, file)
+    out = Path(args.out) if args.out else REPORTS_DIR / "hybrids.md"
+    figure = crossover_figure(points, out.parent / "figures")
+    text = render_markdown(hybrid_rows(points), crossover_rows(points), spec.description or spec.name,
+                           figure=(figure, out.parent))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out, text)
+    print(text)
+    print(f"wrote {out}, {figure.png}, {figure.svg}", file=sys.stderr)
+    return 0

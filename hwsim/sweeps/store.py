@@ -157,10 +157,19 @@ def analytic_columns(exp) -> dict[str, float]:
     element-wise ops per token, and the hardware's peaks by the rule of `hwsim.bounds`."""
     fp = footprint(exp.model)
     policy, layer = exp.policy, fp.layer
-    ssm = 2.0 * fp.n_layers * float(state_bytes(layer.ssm_state_elements, policy.high_bits,
-                                                policy.group_size, policy.scale_bits))
-    conv = 2.0 * fp.n_layers * fp.conv_state_bytes_per_stream_layer
-    vector = fp.n_layers * (layer.scan_ops + layer.conv_ops)
+    if layer is None:   # a hybrid stack: per-layer arrays (hwsim.stack), KV and experts beside
+        stack = fp.stack
+        ssm = 2.0 * float(state_bytes(stack.ssm_state_elements + stack.linear_state_elements, policy.high_bits,
+                                      policy.group_size, policy.scale_bits).sum())
+        conv = 2.0 * float(stack.conv_state_bytes_per_stream.sum())
+        vector = float(stack.vector_ops_per_stream.sum())
+        matmul = float(stack.matmul_flops_per_stream.sum() + fp.lm_head_flops_per_stream)
+    else:
+        ssm = 2.0 * fp.n_layers * float(state_bytes(layer.ssm_state_elements, policy.high_bits,
+                                                    policy.group_size, policy.scale_bits))
+        conv = 2.0 * fp.n_layers * fp.conv_state_bytes_per_stream_layer
+        vector = fp.n_layers * (layer.scan_ops + layer.conv_ops)
+        matmul = float(fp.n_layers * fp.matmul_flops_per_stream_layer + fp.lm_head_flops_per_stream)
     hw = exp.hardware
     return {
         "analytic_weight_bytes_per_step": fp.weight_bytes_total,
@@ -168,8 +177,7 @@ def analytic_columns(exp) -> dict[str, float]:
         "analytic_conv_state_bytes_per_stream_step": conv,
         "analytic_state_crossover_batch": fp.weight_bytes_total / ssm,
         "analytic_vector_ops_per_token": float(vector),
-        "analytic_matmul_flops_per_token": float(fp.n_layers * fp.matmul_flops_per_stream_layer
-                                                 + fp.lm_head_flops_per_stream),
+        "analytic_matmul_flops_per_token": matmul,
         "hw_peak_matmul_TFLOPS": float(hw.compute.matmul_TFLOPS.get(
             matmul_precision(hw, fp.weight_precision_key), np.nan)),
         "hw_dram_peak_bandwidth_GBps": float(hw.dram.peak_bandwidth_GBps) if hw.dram else 0.0,

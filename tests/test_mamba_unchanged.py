@@ -1,0 +1,53 @@
+"""The pure Mamba results are identical to the code before hybrid stacks (commit 882a86e): the same
+experiments run by that commit's package (extracted with git archive, run in a subprocess) and by this
+one give the same summary, float for float."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from hwsim.config import load_experiment
+from hwsim.runner import run_experiment
+
+BEFORE = "882a86ef8a6a0b752817a0eb4dd28f839ea05866"
+ROOT = Path(__file__).resolve().parents[1]
+CASES = {
+    "default": ["workload.steps=256"],
+    "mamba1": ["model=mamba-2.8b", "workload.batch_size=8", "workload.steps=128"],
+    "edge_low8": ["hardware=lpddr5x-edge", "model=mamba2-130m", "policy.low_bits=8", "workload.steps=128"],
+    "gpu": ["hardware=h100-sxm", "workload.steps=64"],
+    "lru": ["hardware.sram.residency.kind=lru", "workload.steps=64", "workload.batch_size=16"],
+    "conv_gate": ["model=mamba-130m", "policy.gate_conv_state=true", "workload.steps=64"],
+}
+SCRIPT = """
+import json, sys
+from hwsim.config import load_experiment
+from hwsim.runner import run_experiment
+cases = json.loads(sys.argv[1])
+print(json.dumps({k: run_experiment(load_experiment(overrides=v)).summary for k, v in cases.items()}, default=str))
+"""
+
+
+@pytest.mark.slow
+def test_pure_mamba_summaries_equal_the_previous_commit(tmp_path):
+    archive = tmp_path / "before.tar"
+    made = subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), BEFORE, "hwsim", "configs",
+                           "workloads", "pyproject.toml"], capture_output=True)
+    if made.returncode:
+        pytest.skip("the previous commit is not in this checkout's history")
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "before", filter="data")
+    result = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(CASES)], cwd=tmp_path / "before",
+                            env={"PYTHONPATH": str(tmp_path / "before"), "PATH": "/usr/bin:/bin",
+                                 "HOME": str(tmp_path)}, capture_output=True, text=True, check=True)
+    before = json.loads(result.stdout.strip().splitlines()[-1])
+    for name, overrides in CASES.items():
+        now = json.loads(json.dumps(run_experiment(load_experiment(overrides=overrides)).summary, default=str))
+        old = {k: v for k, v in before[name].items() if k != "hwsim_version"}
+        assert {k: now.get(k) for k in old} == old, name
