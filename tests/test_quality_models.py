@@ -21,7 +21,14 @@ def test_catalog_entry_matches_its_files(entry):
     record = json.loads((directory / "training.json").read_text())
     assert entry["params"] == record["params"]
     assert entry["training"]["tokens_seen"] == record["training"]["tokens_seen"]
-    assert entry["validation"]["perplexity"] == pytest.approx(record["validation"]["all"]["perplexity"], rel=1e-4)
+    if "teacher" in record:  # distilled: validation per domain, against the teacher
+        for domain in ("prose", "code"):
+            assert entry["validation"][domain]["perplexity"] == pytest.approx(
+                record["validation"][domain]["perplexity"], rel=1e-3)
+        assert set(entry["evaluation"]["by_domain"]) == {"prose", "code", "generated"}
+    else:
+        assert entry["validation"]["perplexity"] == pytest.approx(record["validation"]["all"]["perplexity"],
+                                                                  rel=1e-4)
     size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
     assert entry["size_on_disk_bytes"] == pytest.approx(size, rel=0.05)
     for name in ("config.json", "model.safetensors", "tokenizer.json", "training.json"):
@@ -36,11 +43,12 @@ def test_shipped_model_steps_like_the_training_model(entry):
     import hwsim.quality  # noqa: F401
     from hwsim.quality.model import load_model
     from hwsim.quality.scan_model import ScanMambaLM
+    from hwsim.quality.ssd_model import SsdMamba2LM
 
     torch.set_num_threads(1)
     loaded = load_model(entry["name"])
     ids = torch.tensor([loaded.tokenizer("def f(x):\n    return x + 1\n")["input_ids"][:16]])
-    scan = ScanMambaLM(loaded.model.config)
+    scan = (SsdMamba2LM if entry["architecture"].startswith("mamba2") else ScanMambaLM)(loaded.model.config)
     scan.load_state_dict(loaded.model.state_dict())
     with torch.no_grad():
         expected = scan(ids)[0]

@@ -53,6 +53,10 @@ def test_quality_is_measured_at_each_points_own_low_share(tmp_path):
     # the quality model's own gate lands near the target (its entropies during the gated run differ
     # slightly from the reference run the threshold was calibrated on)
     assert (abs(measured["quality_low_share"] - target) < 0.15).all()
+    # gated by the shipped trace's entropies for the same tokens (the default quality model shares the
+    # traces' tokenizer: exact alignment), calibrated on those very entropies: the share lands on target
+    assert (abs(measured["quality_trace_low_share"] - target) <= 0.05).all()  # one step of 48: the gate reads the previous step
+    assert measured["quality_trace_kl_bits_mean"].notna().all()
     # a larger traffic share gives a larger measured share (up to the noise above)
     ordered = measured.sort_values("low_precision_share")
     assert ordered["quality_low_share"].iloc[-1] > ordered["quality_low_share"].iloc[0]

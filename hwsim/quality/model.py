@@ -13,7 +13,7 @@ from hwsim.errors import HwsimInputError
 from hwsim.paths import WORKLOADS_DIR
 
 MODELS_DIR = WORKLOADS_DIR / "models"
-DEFAULT_MODEL = "mamba-pystd-3m"
+DEFAULT_MODEL = "mamba2-smol-14m"
 
 
 @dataclass
