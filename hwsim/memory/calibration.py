@@ -12,8 +12,12 @@ measurements suffice and the fast level charges refresh at its average cost, as 
 
 Patterns (the engine's transfers): `strided` - `count` runs in consecutive per-stream slots, at the slot
 stride `mapping.slot_stride_bytes` gives (the stride `layout.AddressLayout` uses), the shape of state,
-conv-state and weight transfers (count 1 = one sequential run); `random` - runs at random access-aligned
-addresses, the shape of embedding gathers. Grid: run sizes from one access to `MAX_RUN_BYTES` at
+conv-state and weight transfers (count 1 = one sequential run); `random` - runs in randomly drawn slots
+of the run's own size, as `address_layout` lays out embedding rows (row = token x row bytes), the shape
+of embedding gathers. A random pattern's time varies from draw to draw (which channels the runs pile
+on is chance, several percent for a few runs): the factor is the mean over draws, enough of them that
+the mean is known to well under 1% (`random_draws`), measured in one pass on independent copies of the
+channels (`DetailedDram(replicas=...)`). Grid: run sizes from one access to `MAX_RUN_BYTES` at
 `RUNS_PER_OCTAVE` per octave, counts `RUN_COUNTS` (a point above `MAX_PATTERN_BYTES` takes the factor
 of the largest count that fits: transfers that large are steady streams). Beyond the grid the factor is
 held (the closed form is linear there).
@@ -43,8 +47,7 @@ from hwsim.memory.transaction import DramTiming
 
 RUNS_PER_OCTAVE = 4
 MAX_RUN_BYTES = 4 * 2**20
-DENSE_RUN_BYTES = 32 * 2**10
-RUN_COUNTS = (2, 4, 8, 16, 32, 64, 256, 1024, 8192)
+RUN_COUNTS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 1024, 8192)
 #: one channel's sequential accesses: every count up to DENSE_ACCESSES, then SEQUENTIAL_PER_OCTAVE per
 #: octave up to MAX_RUN_BYTES of one channel
 DENSE_ACCESSES = 256
@@ -54,18 +57,21 @@ MAX_PATTERN_BYTES = 2**20
 #: the refresh measurement streams this many refresh intervals
 REFRESH_PERIODS = 4
 PATTERNS = ("strided", "random")
-RANDOM_DRAWS = 4
+#: random patterns: about RANDOM_ACCESSES accesses in all, in RANDOM_DRAWS to RANDOM_DRAWS_MAX draws
+#: (a few runs vary by 10% or more from draw to draw; 4 draws of 48 x 8 KiB left a 10% error, 16 do not)
+RANDOM_DRAWS = 16
+RANDOM_DRAWS_MAX = 256
+RANDOM_ACCESSES = 2**16
 #: the code whose behaviour a calibration records: editing any of these recalibrates
 MODEL_SOURCES = ("calibration.py", "controller_kernel.py", "detailed.py", "mapping.py", "transaction.py")
 
 
 def run_grid(access_bytes: int) -> tuple[int, ...]:
-    """Run sizes: whole accesses, RUNS_PER_OCTAVE per octave from one access to DENSE_RUN_BYTES, half as
-    many above (where channel quantisation no longer matters) up to MAX_RUN_BYTES."""
+    """Run sizes: whole accesses, RUNS_PER_OCTAVE per octave from one access to MAX_RUN_BYTES."""
     sizes, x = set(), float(access_bytes)
     while x <= MAX_RUN_BYTES * 1.0001:
         sizes.add(round(x / access_bytes) * access_bytes)
-        x *= 2 ** (1 / (RUNS_PER_OCTAVE if x < DENSE_RUN_BYTES else RUNS_PER_OCTAVE / 2))
+        x *= 2 ** (1 / RUNS_PER_OCTAVE)
     return tuple(sorted(sizes))
 
 
@@ -78,8 +84,9 @@ def pattern_addresses(dram: DramMemory, pattern: str, run_bytes: int, count: int
                                    units=dram.units)
         starts = np.arange(count, dtype=np.int64) * stride
     elif pattern == "random":
-        slots = (dram.capacity_bytes - run_bytes) // access
-        starts = np.random.default_rng(seed).integers(0, slots, count).astype(np.int64) * access
+        slots = (dram.capacity_bytes - run_bytes) // max(run_bytes, 1)
+        starts = np.random.default_rng(seed).integers(0, slots, count).astype(np.int64) * int(run_bytes)
+        starts -= starts % access
     else:
         raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
     return (starts[:, None] + per_run[None, :]).ravel()
@@ -91,6 +98,25 @@ def measure_ns(dram: DramMemory, address: np.ndarray, *, queue_depth: int = DEFA
     controller (every bank closed)."""
     model = DetailedDram(dram, queue_depth=queue_depth, mapping=mapping, refresh=refresh)
     return float(model.submit(address, False, start_ns, keep_latency=False).max()) - start_ns
+
+
+def random_draws(run_bytes: int, count: int, access_bytes: int) -> int:
+    """Draws a random pattern's mean takes: RANDOM_ACCESSES accesses in all, within the bounds."""
+    accesses = max(1, math.ceil(run_bytes / access_bytes)) * count
+    return int(np.clip(RANDOM_ACCESSES // accesses, RANDOM_DRAWS, RANDOM_DRAWS_MAX))
+
+
+def measure_mean_ns(dram: DramMemory, pattern: str, run_bytes: int, count: int, *, draws: int, seed: int = 0,
+                    queue_depth: int = DEFAULT_QUEUE_DEPTH, mapping: str = DEFAULT_MAPPING) -> float:
+    """Mean detailed time of one read transfer of `pattern` over `draws` draws (seeds seed, seed + 1,
+    ...), each on its own fresh copy of the channels, all in one pass."""
+    address = [pattern_addresses(dram, pattern, run_bytes, count, seed + d) for d in range(draws)]
+    replica = np.repeat(np.arange(draws), [len(a) for a in address])
+    model = DetailedDram(dram, queue_depth=queue_depth, mapping=mapping, refresh=False, replicas=draws)
+    done = model.submit(np.concatenate(address), False, 0.0, keep_latency=False, replica=replica)
+    last = np.full(draws, -np.inf)
+    np.maximum.at(last, replica, done)
+    return float(last.mean())
 
 
 def calibration_key(dram: DramMemory, *, queue_depth: int, mapping: str) -> str:
@@ -157,11 +183,13 @@ def calibrate(dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
                 if count * run > MAX_PATTERN_BYTES and j > 0:
                     tables[p][j, i] = tables[p][j - 1, i]
                     continue
-                # a few runs at random addresses collide on channels by chance: average a few draws
-                seeds = range(RANDOM_DRAWS if p == "random" and count * run <= 2**17 else 1)
-                detailed = float(np.mean([measure_ns(dram, pattern_addresses(dram, p, run, count, seed),
-                                                     queue_depth=queue_depth, mapping=mapping) for seed in seeds]))
-                fast = float(sequential_of.pattern_base_ns(count * run, run))
+                if p == "random":
+                    detailed = measure_mean_ns(dram, p, run, count, draws=random_draws(run, count, access),
+                                               queue_depth=queue_depth, mapping=mapping)
+                else:
+                    detailed = measure_ns(dram, pattern_addresses(dram, p, run, count),
+                                          queue_depth=queue_depth, mapping=mapping)
+                fast = float(sequential_of.pattern_base_ns(count * run, run, p))
                 tables[p][j, i] = max((detailed - closed.read_latency_ns) / fast, 0.01)
     return DramCalibration(
         key=calibration_key(dram, queue_depth=queue_depth, mapping=mapping),

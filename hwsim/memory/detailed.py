@@ -81,7 +81,10 @@ class DetailedDram:
     """All channels of one DRAM configuration, with persistent controller state."""
 
     def __init__(self, dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
-                 mapping: str = DEFAULT_MAPPING, closed_row: bool = False, refresh: bool = True):
+                 mapping: str = DEFAULT_MAPPING, closed_row: bool = False, refresh: bool = True,
+                 replicas: int = 1):
+        """`replicas`: independent copies of every channel (a request names its copy in `submit`), so
+        many random draws of one pattern are measured in one pass, each on fresh channels."""
         org = dram.preset.organisation
         self.dram = dram
         self.queue_depth = int(queue_depth)
@@ -92,7 +95,8 @@ class DetailedDram:
             capacity_bytes=dram.capacity_bytes)
         self.access_bytes = org.access_bytes
         self.timings = kernel_timings(dram)
-        units, banks = dram.units, org.bank_groups * org.banks_per_group
+        self.units = dram.units * int(replicas)
+        units, banks = self.units, org.bank_groups * org.banks_per_group
         self.banks_per_group = org.banks_per_group
         self.chan = np.full((units, 15), -np.inf)
         self.chan[:, [k.C_LAST_ACT_BG, k.C_LAST_COL_BG, k.C_LAST_WRITE_BG, k.C_LAST_DIR]] = -1.0
@@ -117,10 +121,11 @@ class DetailedDram:
         return self.dram.peak_bandwidth_GBps
 
     def submit(self, address: np.ndarray, is_write: np.ndarray | bool, arrival_ns: np.ndarray | float,
-               *, keep_latency: bool = True) -> np.ndarray:
+               *, keep_latency: bool = True, replica: np.ndarray | None = None) -> np.ndarray:
         """Serve requests (one access each) arriving at `arrival_ns`; return each one's completion time.
 
-        Requests already submitted are scheduled first (a later call never overtakes an earlier one)."""
+        Requests already submitted are scheduled first (a later call never overtakes an earlier one).
+        `replica` (with `replicas` > 1): which copy of the channels each request goes to."""
         address = np.asarray(address, dtype=np.int64)
         n = address.shape[0]
         if n == 0:
@@ -128,12 +133,14 @@ class DetailedDram:
         arrival = np.broadcast_to(np.asarray(arrival_ns, dtype=np.float64), (n,))
         writes = np.broadcast_to(np.asarray(is_write, dtype=np.bool_), (n,))
         channel, bank, _, row = self.mapping.locate(address)
+        if replica is not None:
+            channel = channel + np.asarray(replica, dtype=np.int64) * self.dram.units
         # by channel, arrival order within each: a stable sort of the channel when arrivals are already in
         # order (traces, engine transfers), on int16 keys so numpy uses a radix sort
-        key = channel.astype(np.int16) if self.dram.units < 2**15 else channel
+        key = channel.astype(np.int16) if self.units < 2**15 else channel
         order = (np.argsort(key, kind="stable") if arrival.size < 2 or np.all(arrival[1:] >= arrival[:-1])
                  else np.lexsort((arrival, channel)))
-        offsets = np.searchsorted(channel[order], np.arange(self.dram.units + 1))
+        offsets = np.searchsorted(channel[order], np.arange(self.units + 1))
         completion = np.empty(n)
         was_hit = np.ones(n, dtype=np.bool_)
         k.run_channels(self.timings, self.queue_depth, self.closed_row, self.banks_per_group,

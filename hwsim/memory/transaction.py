@@ -15,6 +15,7 @@ only reads that data; `from_config(dram, calibrated=False)` gives the bare close
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -23,6 +24,10 @@ from hwsim.config.hardware import DramMemory
 from hwsim.errors import HwsimInputError
 
 PATTERNS = ("strided", "random")
+#: a gather's channel loads are averaged over draws of about GATHER_BLOCKS interleave blocks in all,
+#: within these bounds (source: estimate; chosen so the mean busiest load is known to ~0.5%)
+GATHER_BLOCKS = 2**16
+GATHER_DRAWS = (32, 2048)
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class DramTiming:
     row_bytes: int
     access_bytes: int
     banks_per_unit: int
+    bank_groups: int
+    ccd_long_ns: float              # column to column in one bank group (tCCD_L, at least a burst)
     activate_interval_ns: float     # sustained: max(tFAW / 4, tRRD_S, the row command bus share)
     tRC_ns: float
     refresh_efficiency: float       # 1 - tRFC / tREFI
@@ -61,7 +68,8 @@ class DramTiming:
         return cls(
             units=dram.units, unit_bytes_per_ns=dram.unit_bandwidth_GBps,
             interleave_bytes=dram.interleave_bytes, row_bytes=org.row_bytes, access_bytes=org.access_bytes,
-            banks_per_unit=org.bank_groups * org.banks_per_group,
+            banks_per_unit=org.bank_groups * org.banks_per_group, bank_groups=org.bank_groups,
+            ccd_long_ns=max(t.tCCD_L, burst_ns),
             activate_interval_ns=max(t.tFAW / 4.0, t.tRRD_S, org.command_bus_shared_by * t.row_command),
             tRC_ns=t.tRC,
             refresh_efficiency=1.0 - t.tRFC / t.tREFI,
@@ -109,12 +117,40 @@ class DramTiming:
         inside = np.interp(accesses, grid, times)
         return np.where(accesses > grid[-1], times[-1] + (accesses - grid[-1]) * slope, inside)
 
-    def pattern_base_ns(self, nbytes: np.ndarray | float, run_bytes: np.ndarray | float) -> np.ndarray:
-        """What the pattern factors scale: the calibrated time of one stream of the same bytes, or the
-        activate limit of the runs if that is longer."""
+    def pattern_base_ns(self, nbytes: np.ndarray | float, run_bytes: np.ndarray | float,
+                        pattern: str = "strided") -> np.ndarray:
+        """What the pattern factors scale. `strided`: the calibrated time of one stream of the same bytes,
+        or the activate limit of the runs if that is longer. `random`: `gather_ns`, the expected busiest
+        channel of runs in random slots."""
+        if pattern == "random":
+            return self.gather_ns(nbytes, run_bytes)
         activates_per_unit = np.ceil(self.activates(nbytes, run_bytes) / self.units)
         activate_ns = activates_per_unit * max(self.activate_interval_ns, self.tRC_ns / self.banks_per_unit)
         return np.maximum(self.sequential_ns(nbytes), activate_ns)
+
+    def gather_ns(self, nbytes: np.ndarray | float, run_bytes: np.ndarray | float) -> np.ndarray:
+        """Expected time of the busiest channel when `nbytes / run_bytes` runs lie in random slots of
+        their own size (embedding rows: row = token x row bytes), each channel taken as the longer of
+        its bus time and its activates (one per DRAM row a run touches in it) at the sustained activate
+        interval. Which channels a run can start on depends on the run size against the interleave
+        period (a 2 KiB row on 32 channels of 256 B blocks starts on every 8th), and how many runs
+        pile on the busiest channel is chance: both are counted, over seeded draws (`gather_loads`), so
+        the measured factor on top is only what banks and timing add. One computation per distinct
+        (run, count), cached."""
+        nbytes = np.asarray(nbytes, dtype=np.float64)
+        run = np.maximum(np.minimum(np.asarray(run_bytes, dtype=np.float64), nbytes), 1.0)
+        count = np.maximum(np.rint(nbytes / run), 1.0)
+        run_acc = np.maximum(np.ceil(run / self.access_bytes - 1e-9), 1.0)
+        shape = np.broadcast(run_acc, count).shape
+        keys = np.stack([np.broadcast_to(run_acc, shape).ravel(), np.broadcast_to(count, shape).ravel()], axis=1)
+        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+        block_acc = max(1, min(self.interleave_bytes, self.row_bytes) // self.access_bytes)
+        geometry = (self.units, block_acc, self.row_bytes // (block_acc * self.access_bytes), self.bank_groups,
+                    self.banks_per_unit // self.bank_groups)
+        times = (self.access_bytes / self.unit_bytes_per_ns, self.ccd_long_ns,
+                 max(self.activate_interval_ns, self.tRC_ns / self.banks_per_unit), self.tRC_ns)
+        values = np.array([busiest_gather_ns(int(r), int(c), geometry, times) for r, c in unique])
+        return np.where(nbytes > 0, values[inverse.ravel()].reshape(shape), 0.0)
 
     def service_ns(self, nbytes: np.ndarray | float, run_bytes: np.ndarray | float,
                    pattern: str = "strided") -> np.ndarray:
@@ -134,7 +170,7 @@ class DramTiming:
         nbytes = np.asarray(nbytes, dtype=np.float64)
         run = np.maximum(np.minimum(np.asarray(run_bytes, dtype=np.float64), nbytes), 1.0)
         count = np.maximum(nbytes / run, 1.0)
-        many = self.pattern_base_ns(nbytes, run) * interpolate(cal, pattern, run, count)
+        many = self.pattern_base_ns(nbytes, run, pattern) * interpolate(cal, pattern, run, count)
         w = np.clip(np.log2(count) / np.log2(cal.run_counts[0]), 0.0, 1.0)
         one = self.sequential_ns(nbytes)
         return np.where(nbytes > 0, (one * (1 - w) + many * w) * cal.refresh_factor, 0.0)
@@ -155,3 +191,48 @@ def interpolate(cal: DramCalibration, pattern: str, run_bytes, count) -> np.ndar
     low = np.take_along_axis(by_count, j[None, ...], axis=0)[0] if by_count.ndim > 1 else by_count[j]
     high = np.take_along_axis(by_count, (j + 1)[None, ...], axis=0)[0] if by_count.ndim > 1 else by_count[j + 1]
     return low * (1 - w) + high * w
+
+
+@lru_cache(maxsize=4096)
+def busiest_gather_ns(run_accesses: int, count: int, geometry: tuple[int, int, int, int, int],
+                      times: tuple[float, float, float, float]) -> float:
+    """Mean over seeded draws of the busiest channel's time for `count` runs of `run_accesses` accesses
+    in random slots of the run's size (the slot start floored to an access).
+
+    `geometry` = (channels, accesses per interleave block, blocks per channel row, bank groups, banks per
+    group), placed as the default mapping `RoBaBgCoCh` places blocks; `times` = (burst, tCCD_L, sustained
+    activate interval, tRC) in ns. A channel takes the longest of: its accesses back to back, the
+    accesses of its busiest bank group at tCCD_L, its rows at the activate interval, and the rows of its
+    busiest bank at tRC (one row per run and bank row it touches)."""
+    units, block_accesses, row_blocks, groups, banks_per_group = geometry
+    burst_ns, ccd_long_ns, act_ns, trc_ns = times
+    banks = groups * banks_per_group
+    blocks_per_run = -(-run_accesses // block_accesses) + 1
+    draws = int(np.clip(GATHER_BLOCKS // max(count * blocks_per_run, 1), *GATHER_DRAWS))
+    rng = np.random.default_rng(0)
+    first = rng.integers(0, 2**31, size=(draws, count), dtype=np.int64)[..., None] * run_accesses
+    block = first // block_accesses + np.arange(blocks_per_run, dtype=np.int64)
+    lo = np.maximum(first, block * block_accesses)
+    hi = np.minimum(first + run_accesses, (block + 1) * block_accesses)
+    accesses = np.maximum(hi - lo, 0)
+    channel, rest = block % units, block // units // row_blocks          # rest: Ro Ba Bg digits
+    group, bank = rest % groups, (rest // groups) % banks_per_group
+    bank_row = rest // groups                                             # Ro and Ba: one row of one bank
+    draw = np.arange(draws)[:, None, None] * units + channel
+    # a new row: the run's first block on a channel, or a block in another row than the one units back
+    new_row = accesses > 0
+    new_row[..., units:] &= bank_row[..., units:] != bank_row[..., :-units]
+
+    def per(index, weights, size):
+        return np.bincount(index.ravel(), weights=weights.ravel(), minlength=draws * units * size).reshape(
+            draws, units, size)
+
+    by_group = per(draw * groups + group, accesses, groups)
+    by_bank = per(draw * banks + group * banks_per_group + bank, new_row, banks)
+    # beyond the first access (its latency is charged apart): each chain's later links
+    busiest_bank = by_bank.max(axis=2)
+    channel_ns = np.maximum.reduce([
+        np.maximum(by_group.sum(axis=2) - 1, 0) * burst_ns, np.maximum(by_group.max(axis=2) - 1, 0) * ccd_long_ns,
+        np.maximum(by_bank.sum(axis=2) - 1, 0) * act_ns,
+        np.maximum(busiest_bank - 1, 0) * trc_ns])
+    return float(channel_ns.max(axis=1).mean())
