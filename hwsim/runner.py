@@ -82,7 +82,7 @@ def transfer_requests(exp: Experiment, fp, policy, plan, traffic, first_step: in
                                  scale_bits=policy.scale_bits,
                                  access_bytes=exp.hardware.dram.preset.organisation.access_bytes,
                                  seed=exp.workload.seed, interleave_bytes=exp.hardware.dram.interleave_bytes,
-                                 units=exp.hardware.dram.units)
+                                 channels=exp.hardware.dram.total_channels)
     return TransferRequests(layout, fp=fp, plan=plan, traffic=traffic, policy=policy,
                             batch=exp.workload.batch_size, first_step=first_step)
 
