@@ -60,6 +60,9 @@ class Traffic:
     conv_read_per_layer: np.ndarray | None = None
     conv_write_per_layer: np.ndarray | None = None
     quantised_elements_per_layer: np.ndarray | None = None   # (steps,) low-bit state elements (de)quantised
+    # the DRAM bytes of each part (weights, states, LM head, embeddings) behind the transfers: what the
+    # detailed level splits a transfer into (`detailed_queue.TransferRequests`)
+    dram_side: DramSide | None = None
 
 
 def working_set_bytes(exp: Experiment, fp: ModelFootprint) -> float:
@@ -249,7 +252,7 @@ def build_traffic(exp: Experiment, fp: ModelFootprint, plan: StatePlan, dram: Dr
         placement=placement, ssm_read_per_layer=sb.ssm_read, ssm_write_per_layer=sb.ssm_write,
         conv_read_per_layer=np.asarray(sb.conv_read, dtype=np.float64) * np.ones(steps),
         conv_write_per_layer=np.asarray(sb.conv_write, dtype=np.float64) * np.ones(steps),
-        quantised_elements_per_layer=sb.quant_elements.astype(np.float64))
+        quantised_elements_per_layer=sb.quant_elements.astype(np.float64), dram_side=ds)
 
 
 def weight_run_bytes(exp: Experiment, fp: ModelFootprint) -> float:
