@@ -267,10 +267,10 @@ def dataflow_timing(exp: Experiment, fp: ModelFootprint, sb: StateBytes, ds: Dra
     hw, batch, layers, steps = exp.hardware, exp.workload.batch_size, fp.n_layers, len(sb.ssm_write)
     current = exp.policy.gate_on == "current"
 
-    def service(nbytes, run_bytes):
+    def service(nbytes, run_bytes, pattern="strided"):
         if dram is None:
             return np.zeros(np.shape(nbytes))
-        core = dram.service_ns(nbytes, run_bytes)
+        core = dram.service_ns(nbytes, run_bytes, pattern)
         return np.maximum(core, np.asarray(nbytes) / hw.dma.bandwidth_GBps) if hw.dma else core
 
     mean_read_run = np.maximum(sb.ssm_read / batch, 1.0)[:, None]
@@ -291,7 +291,7 @@ def dataflow_timing(exp: Experiment, fp: ModelFootprint, sb: StateBytes, ds: Dra
         layer_write_ns = service(ssm_write_layer, mean_write_run) + conv_write_ns
         deferred_read_ns = deferred_write_ns = np.zeros(steps)
     lm_read_ns = service(ds.lm_head * np.ones(steps), tile) + service(ds.embeddings * np.ones(steps),
-                                                                      fp.embedding_bytes_per_token)
+                                                                      fp.embedding_bytes_per_token, "random")
 
     comp = hw.compute
     matmul_flops_per_ns = flops_per_ns(comp.matmul_TFLOPS[fp.weight_precision_key])
