@@ -53,15 +53,15 @@ class AddressLayout:
     @classmethod
     def build(cls, fp: ModelFootprint, *, batch: int, vocab: int, high_bits: int, group_size: int,
               scale_bits: int, access_bytes: int, seed: int = 0, interleave_bytes: int = 0,
-              units: int = 1) -> AddressLayout:
-        """`interleave_bytes` and `units` (the DRAM's) space the per-stream slots so their starts rotate
+              channels: int = 1) -> AddressLayout:
+        """`interleave_bytes` and `channels` (the DRAM's) space the per-stream slots so their starts rotate
         over the channels (`mapping.slot_stride_bytes`), as the fast level's calibration assumes;
         without them slots are only rounded to whole accesses."""
         def slot_of(nbytes: float) -> float:
             if interleave_bytes <= 0:
                 return _align_to(nbytes, access_bytes)
             return float(slot_stride_bytes(nbytes, access_bytes=access_bytes, interleave_bytes=interleave_bytes,
-                                           units=units))
+                                           channels=channels))
 
         slot = slot_of(float(state_bytes(fp.layer.ssm_state_elements, high_bits, group_size, scale_bits)))
         conv_slot = slot_of(max(fp.conv_state_bytes_per_stream_layer,

@@ -19,23 +19,17 @@ from hwsim.sizing import state_bytes
 class TransferRequests:
     """Turns engine transfers of one chunk of steps into access addresses."""
 
-    def __init__(self, layout: AddressLayout, *, fp, plan, traffic, policy, batch: int, first_step: int):
+    def __init__(self, layout: AddressLayout, *, fp, traffic, policy, batch: int, first_step: int):
+        """The bytes of each part come from `traffic` (what the fast level charged), so both levels move
+        the same bytes; only where they lie is decided here."""
         self.layout, self.fp, self.batch, self.first_step = layout, fp, batch, first_step
-        elements = fp.layer.ssm_state_elements
-
-        def per_stream(bits):
-            return np.asarray(state_bytes(elements, bits, policy.group_size, policy.scale_bits), dtype=float)
-
-        p = traffic.placement
-        self.weights = fp.weight_bytes_per_layer * (1 - p.weights_sram)                 # (steps, layers)
-        read = per_stream(plan.read_bits)                                              # (steps, batch)
-        write = per_stream(plan.write_bits)
-        self.ssm_read = read.sum(axis=1)[:, None] * (1 - p.ssm_read_sram)
-        self.ssm_write = write.sum(axis=1)[:, None] * (1 - p.ssm_write_sram)
-        self.read_run = np.maximum(read.mean(axis=1), 1.0)
-        self.write_run = np.maximum(write.mean(axis=1), 1.0)
-        self.high_run = float(per_stream(np.array(policy.high_bits)))
-        self.embed = batch * fp.embedding_bytes_per_token
+        ds = traffic.dram_side
+        self.weights, self.ssm_read, self.ssm_write = ds.weights, ds.ssm_read, ds.ssm_write    # (steps, layers)
+        self.read_run = np.maximum(traffic.ssm_read_per_layer / batch, 1.0)                    # mean per stream
+        self.write_run = np.maximum(traffic.ssm_write_per_layer / batch, 1.0)
+        self.high_run = float(state_bytes(fp.layer.ssm_state_elements, policy.high_bits, policy.group_size,
+                                          policy.scale_bits))
+        self.embed = ds.embeddings
 
     def addresses(self, tag: tuple, nbytes: float) -> np.ndarray:
         lay = self.layout

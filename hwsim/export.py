@@ -49,7 +49,7 @@ def export_trace(exp, out: Path, *, fmt: str, steps: int | None = None) -> int:
         traffic, lambda env: RecordingQueue(env, traffic.read_latency_ns, traffic.write_to_read_ns,
                                             traffic.read_to_write_ns))
     engine.run(traffic, gate_on_current=policy.gate_on == "current")
-    requests = transfer_requests(exp, fp, policy, plan, traffic, 0)
+    requests = transfer_requests(exp, fp, policy, traffic, 0)
     tCK = exp.hardware.dram.preset.timings_ns.tCK
     from hwsim.files import write_atomic
 

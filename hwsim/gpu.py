@@ -115,7 +115,7 @@ def time_kernels(plan: KernelPlan, hw: Hardware, dram: DramTiming | None, *, tok
                + dram.service_ns(conv_r + conv_w, np.maximum((conv_r + conv_w) / batch_runs, 1.0))
                + dram.service_ns(shaped(act_dram_read + act_dram_write, (steps, n)),
                                  np.maximum(shaped(act_dram_read + act_dram_write, (steps, n)), 1.0))
-               + dram.service_ns(shaped(gather, (steps, n)), np.maximum(gather / batch_runs, 1.0)))
+               + dram.service_ns(shaped(gather, (steps, n)), np.maximum(gather / batch_runs, 1.0), "random"))
         achieved_bytes_per_ns = dram.peak_bytes_per_ns * gpu.dram_efficiency
         dram_ns = np.maximum(bus, (dram_read + dram_write) / achieved_bytes_per_ns)
     l2_ns = touched / hw.sram.bandwidth_GBps

@@ -74,7 +74,7 @@ def detailed_queue(exp: Experiment, fp):
     return lambda env: DetailedDramQueue(env, controller)
 
 
-def transfer_requests(exp: Experiment, fp, policy, plan, traffic, first_step: int):
+def transfer_requests(exp: Experiment, fp, policy, traffic, first_step: int):
     from hwsim.address_layout import AddressLayout
     from hwsim.detailed_queue import TransferRequests
 
@@ -83,8 +83,8 @@ def transfer_requests(exp: Experiment, fp, policy, plan, traffic, first_step: in
                                  scale_bits=policy.scale_bits,
                                  access_bytes=exp.hardware.dram.preset.organisation.access_bytes,
                                  seed=exp.workload.seed, interleave_bytes=exp.hardware.dram.interleave_bytes,
-                                 units=exp.hardware.dram.units)
-    return TransferRequests(layout, fp=fp, plan=plan, traffic=traffic, policy=policy,
+                                 channels=exp.hardware.dram.total_channels)
+    return TransferRequests(layout, fp=fp, traffic=traffic, policy=policy,
                             batch=exp.workload.batch_size, first_step=first_step)
 
 
@@ -157,7 +157,7 @@ def simulate_experiment(exp: Experiment, entropies: list[np.ndarray], *, steps_p
             traffic = build_traffic(exp, fp, sub, dram, budget, ready.kv.rows(rows) if ready.kv else None)
             engine = engine or make_engine(exp, fp, traffic, dram)
             if exp.run.fidelity == "detailed" and exp.hardware.dram is not None:
-                engine.dram.bind(transfer_requests(exp, fp, policy, sub, traffic, first))
+                engine.dram.bind(transfer_requests(exp, fp, policy, traffic, first))
             if isinstance(engine, GpuEngine):
                 timeline = engine.run(traffic)
                 gpu_bytes(traffic, engine)

@@ -63,6 +63,9 @@ class Traffic:
     conv_write_per_layer: np.ndarray | None = None
     quantised_elements_per_layer: np.ndarray | None = None   # (steps,) low-bit state elements (de)quantised
     kv_low_share: np.ndarray | None = None   # (steps,) share of KV bytes read stored at the low precision
+    # the DRAM bytes of each part (weights, states, LM head, embeddings) behind the transfers: what the
+    # detailed level splits a transfer into (`detailed_queue.TransferRequests`)
+    dram_side: DramSide | None = None
 
 
 def working_set_bytes(exp: Experiment, fp: ModelFootprint) -> float:
@@ -365,7 +368,7 @@ def build_traffic(exp: Experiment, fp: ModelFootprint, plan: StatePlan, dram: Dr
         conv_read_per_layer=np.asarray(sb.conv_read[:, 0], dtype=np.float64) * np.ones(steps),
         conv_write_per_layer=np.asarray(sb.conv_write[:, 0], dtype=np.float64) * np.ones(steps),
         quantised_elements_per_layer=sb.quant_elements[:, 0].astype(np.float64),
-        kv_low_share=sb.kv_low_share)
+        kv_low_share=sb.kv_low_share, dram_side=ds)
 
 
 def weight_run_bytes(exp: Experiment, fp: ModelFootprint) -> float:
@@ -381,10 +384,10 @@ def dataflow_timing(exp: Experiment, fp: ModelFootprint, sb: StateBytes, ds: Dra
     current = exp.policy.gate_on == "current"
     stack = fp.stack
 
-    def service(nbytes, run_bytes):
+    def service(nbytes, run_bytes, pattern="strided"):
         if dram is None:
             return np.zeros(np.shape(nbytes))
-        core = dram.service_ns(nbytes, run_bytes)
+        core = dram.service_ns(nbytes, run_bytes, pattern)
         return np.maximum(core, np.asarray(nbytes) / hw.dma.bandwidth_GBps) if hw.dma else core
 
     mean_read_run = np.maximum(sb.ssm_read / batch, 1.0)
@@ -417,7 +420,7 @@ def dataflow_timing(exp: Experiment, fp: ModelFootprint, sb: StateBytes, ds: Dra
         layer_write_ns = service(ssm_write_layer, mean_write_run) + conv_write_ns + extra_write_ns
         deferred_read_ns = deferred_write_ns = np.zeros(steps)
     lm_read_ns = service(ds.lm_head * np.ones(steps), tile) + service(ds.embeddings * np.ones(steps),
-                                                                      fp.embedding_bytes_per_token)
+                                                                      fp.embedding_bytes_per_token, "random")
 
     comp = hw.compute
     matmul_flops_per_ns = flops_per_ns(comp.matmul_TFLOPS[fp.weight_precision_key])

@@ -73,7 +73,7 @@ def test_shallow_queues_fall_well_below_the_ceiling(name):
 def test_random_small_reads_are_bounded_by_four_activates_per_tfaw(name):
     d = dram(name)
     access = d.preset.organisation.access_bytes
-    bound = 4 * access / d.preset.timings_ns.tFAW / d.unit_bandwidth_GBps
+    bound = 4 * access / d.preset.timings_ns.tFAW / d.channel_bandwidth_GBps
     model = DetailedDram(d)
     rng = np.random.default_rng(1)
     model.submit(rng.integers(0, d.capacity_bytes // access, 200_000) * access, False, 0.0)
@@ -101,7 +101,7 @@ def test_read_write_mix_pays_the_turnaround(name):
     tccd = max(t.tCCD_S, b)
     rtw = max(t.tCL + b + 2 * t.tCK - t.tCWL, b) - tccd
     wtr = t.tCWL + b + t.tWTR_S - tccd
-    penalty = (m.read_to_write_switches * rtw + m.write_to_read_switches * wtr) / d.units
+    penalty = (m.read_to_write_switches * rtw + m.write_to_read_switches * wtr) / d.total_channels
     predicted = p.elapsed_ns + penalty
     print(f"{name}: pure read {p.bandwidth_GBps:.1f} GB/s, mixed {m.bandwidth_GBps:.1f} GB/s; "
           f"{m.read_to_write_switches + m.write_to_read_switches} switches; mixed time {m.elapsed_ns:.0f} ns "
@@ -153,7 +153,7 @@ def test_mapping_strings_are_validated():
 
 @pytest.mark.parametrize("text", ["RoBaBgCoCh", "ChRaBaBgRoCo", "RoCoBaBgCh"])
 def test_mapping_round_trips(text):
-    m = AddressMapping.build(text, units=160, bank_groups=4, banks_per_group=4, row_bytes=1024,
+    m = AddressMapping.build(text, channels=160, bank_groups=4, banks_per_group=4, row_bytes=1024,
                              access_bytes=32, interleave_bytes=256, capacity_bytes=5 * 2**34)
     digits = {"Ch": 131, "Bg": 2, "Ba": 3, "Ro": 77, "Co": 29}
     ch, bank, bg, row = m.locate(np.array([m.encode(**digits)]))
@@ -200,7 +200,7 @@ def test_a_shared_row_command_bus_bounds_random_reads():
     slow = p.model_copy(update={"timings_ns": p.timings_ns.model_copy(update={"row_command": 6.0})})
     d = base.model_copy(update={"preset": slow})
     access = p.organisation.access_bytes
-    bound = access / (p.organisation.command_bus_shared_by * 6.0) * d.units
+    bound = access / (p.organisation.command_bus_shared_by * 6.0) * d.total_channels
     rng = np.random.default_rng(3)
     model = DetailedDram(d)
     model.submit(rng.integers(0, 2**32 // access, 200_000) * access, False, 0.0)

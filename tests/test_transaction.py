@@ -44,7 +44,7 @@ def test_random_small_reads_are_bounded_by_four_activates_per_tfaw(preset):
     p = load_preset("dram", preset, DramPreset)
     dram = timing(preset)
     access = p.organisation.access_bytes
-    ceiling = 4 * access / p.timings_ns.tFAW / dram.unit_bytes_per_ns
+    ceiling = 4 * access / p.timings_ns.tFAW / dram.channel_bytes_per_ns
     got = efficiency(dram, access * 100_000, access, "random")
     print(f"{preset}: random {access} B reads {got:.3f} of peak, tFAW ceiling {ceiling:.3f}")
     assert got <= ceiling + 1e-9

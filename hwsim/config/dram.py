@@ -25,17 +25,17 @@ class DramOrganisation(Frozen):
         1, description="(pseudo-)channels sharing one row/column command bus (HBM pseudo-channel modes: 2)")
 
     @property
-    def units(self) -> int:
+    def independent_channels(self) -> int:
         """Independent (pseudo-)channels per stack: the unit of parallelism the interleave spreads over."""
         return self.channels * self.pseudo_channels_per_channel
 
     @property
-    def unit_bandwidth_GBps(self) -> float:
+    def channel_bandwidth_GBps(self) -> float:
         return self.channel_width_bits * self.data_rate_Gbps_per_pin / 8.0
 
     @property
     def peak_bandwidth_GBps(self) -> float:
-        return self.units * self.unit_bandwidth_GBps
+        return self.independent_channels * self.channel_bandwidth_GBps
 
 
 class DramTimings(Frozen):

@@ -40,16 +40,17 @@ class DramMemory(Frozen):
         return self.data_rate_Gbps_per_pin or self.preset.organisation.data_rate_Gbps_per_pin
 
     @property
-    def units(self) -> int:
-        return self.stacks * self.preset.organisation.units
+    def total_channels(self) -> int:
+        """Independent (pseudo-)channels over all stacks: what the interleave spreads a transfer over."""
+        return self.stacks * self.preset.organisation.independent_channels
 
     @property
-    def unit_bandwidth_GBps(self) -> float:
+    def channel_bandwidth_GBps(self) -> float:
         return self.preset.organisation.channel_width_bits * self.pin_rate_Gbps / 8.0
 
     @property
     def peak_bandwidth_GBps(self) -> float:
-        return self.units * self.unit_bandwidth_GBps
+        return self.total_channels * self.channel_bandwidth_GBps
 
     @property
     def capacity_bytes(self) -> int:

@@ -81,7 +81,7 @@ def pattern_addresses(dram: DramMemory, pattern: str, run_bytes: int, count: int
     per_run = np.arange(max(1, math.ceil(run_bytes / access)), dtype=np.int64) * access
     if pattern == "strided" or count == 1:
         stride = slot_stride_bytes(run_bytes, access_bytes=access, interleave_bytes=dram.interleave_bytes,
-                                   units=dram.units)
+                                   channels=dram.total_channels)
         starts = np.arange(count, dtype=np.int64) * stride
     elif pattern == "random":
         slots = (dram.capacity_bytes - run_bytes) // max(run_bytes, 1)
@@ -160,9 +160,9 @@ def channel_stream(dram: DramMemory, accesses: int, mapping: str) -> np.ndarray:
     block = max(1, min(dram.interleave_bytes, dram.preset.organisation.row_bytes) // access)
     if not mapping.endswith("Ch"):
         blocks = -(-accesses // block)
-        return np.arange(blocks * block * dram.units, dtype=np.int64) * access
+        return np.arange(blocks * block * dram.total_channels, dtype=np.int64) * access
     i = np.arange(accesses, dtype=np.int64)
-    return ((i // block) * dram.units * block + i % block) * access
+    return ((i // block) * dram.total_channels * block + i % block) * access
 
 
 def calibrate(dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,

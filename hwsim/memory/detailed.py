@@ -90,27 +90,27 @@ class DetailedDram:
         self.queue_depth = int(queue_depth)
         self.closed_row = bool(closed_row)
         self.mapping = AddressMapping.build(
-            mapping, units=dram.units, bank_groups=org.bank_groups, banks_per_group=org.banks_per_group,
+            mapping, channels=dram.total_channels, bank_groups=org.bank_groups, banks_per_group=org.banks_per_group,
             row_bytes=org.row_bytes, access_bytes=org.access_bytes, interleave_bytes=dram.interleave_bytes,
             capacity_bytes=dram.capacity_bytes)
         self.access_bytes = org.access_bytes
         self.timings = kernel_timings(dram)
-        self.units = dram.units * int(replicas)
-        units, banks = self.units, org.bank_groups * org.banks_per_group
+        self.channels = dram.total_channels * int(replicas)
+        channels, banks = self.channels, org.bank_groups * org.banks_per_group
         self.banks_per_group = org.banks_per_group
-        self.chan = np.full((units, 15), -np.inf)
+        self.chan = np.full((channels, 15), -np.inf)
         self.chan[:, [k.C_LAST_ACT_BG, k.C_LAST_COL_BG, k.C_LAST_WRITE_BG, k.C_LAST_DIR]] = -1.0
         self.chan[:, k.C_FAW_I] = 0.0
         # refresh=False (calibration measures refresh apart): the first refresh never comes
         self.chan[:, k.C_NEXT_REF] = self.timings[k.T_REFI] if refresh else np.inf
-        self.open_row = np.full((units, banks), -1, dtype=np.int64)
-        self.row_ready = np.zeros((units, banks))
-        self.act_ready = np.full((units, banks), -np.inf)
-        self.pre_ready = np.full((units, banks), -np.inf)
-        self.unused = np.zeros((units, banks), dtype=np.bool_)   # opened, no column command yet
-        self.inflight = np.zeros((units, self.queue_depth))          # min-heap of completion times
-        self.n_inflight = np.zeros(units, dtype=np.int64)
-        self.counts = np.zeros((units, k.N_COUNTS), dtype=np.int64)
+        self.open_row = np.full((channels, banks), -1, dtype=np.int64)
+        self.row_ready = np.zeros((channels, banks))
+        self.act_ready = np.full((channels, banks), -np.inf)
+        self.pre_ready = np.full((channels, banks), -np.inf)
+        self.unused = np.zeros((channels, banks), dtype=np.bool_)   # opened, no column command yet
+        self.inflight = np.zeros((channels, self.queue_depth))          # min-heap of completion times
+        self.n_inflight = np.zeros(channels, dtype=np.int64)
+        self.counts = np.zeros((channels, k.N_COUNTS), dtype=np.int64)
         self.first_arrival_ns = np.inf
         self.last_completion_ns = -np.inf
         self.bytes = 0
@@ -134,13 +134,13 @@ class DetailedDram:
         writes = np.broadcast_to(np.asarray(is_write, dtype=np.bool_), (n,))
         channel, bank, _, row = self.mapping.locate(address)
         if replica is not None:
-            channel = channel + np.asarray(replica, dtype=np.int64) * self.dram.units
+            channel = channel + np.asarray(replica, dtype=np.int64) * self.dram.total_channels
         # by channel, arrival order within each: a stable sort of the channel when arrivals are already in
         # order (traces, engine transfers), on int16 keys so numpy uses a radix sort
-        key = channel.astype(np.int16) if self.units < 2**15 else channel
+        key = channel.astype(np.int16) if self.channels < 2**15 else channel
         order = (np.argsort(key, kind="stable") if arrival.size < 2 or np.all(arrival[1:] >= arrival[:-1])
                  else np.lexsort((arrival, channel)))
-        offsets = np.searchsorted(channel[order], np.arange(self.units + 1))
+        offsets = np.searchsorted(channel[order], np.arange(self.channels + 1))
         completion = np.empty(n)
         was_hit = np.ones(n, dtype=np.bool_)
         k.run_channels(self.timings, self.queue_depth, self.closed_row, self.banks_per_group,

@@ -58,7 +58,7 @@ class AddressMapping:
     block_accesses: int            # accesses per interleave block kept in one channel
 
     @classmethod
-    def build(cls, text: str, *, units: int, bank_groups: int, banks_per_group: int, row_bytes: int,
+    def build(cls, text: str, *, channels: int, bank_groups: int, banks_per_group: int, row_bytes: int,
               access_bytes: int, interleave_bytes: int, capacity_bytes: int) -> AddressMapping:
         order = parse_mapping(text)
         block = max(1, min(interleave_bytes, row_bytes) // access_bytes)
@@ -66,9 +66,9 @@ class AddressMapping:
         if columns % block:
             raise HwsimInputError(f"interleave {interleave_bytes} B does not divide the {row_bytes} B row",
                                   key="interleave_bytes")
-        rows = max(1, capacity_bytes // (units * bank_groups * banks_per_group * row_bytes))
+        rows = max(1, capacity_bytes // (channels * bank_groups * banks_per_group * row_bytes))
         sizes = {"Ro": rows, "Ra": 1, "Bg": bank_groups, "Ba": banks_per_group, "Co": columns // block,
-                 "Ch": units}
+                 "Ch": channels}
         return cls(order, sizes, access_bytes, block)
 
     def decode(self, address: np.ndarray) -> dict[str, np.ndarray]:
@@ -97,16 +97,16 @@ class AddressMapping:
         return (value * self.block_accesses + column % self.block_accesses) * self.access_bytes
 
 
-def slot_stride_bytes(slot_bytes: float, *, access_bytes: int, interleave_bytes: int, units: int) -> int:
+def slot_stride_bytes(slot_bytes: float, *, access_bytes: int, interleave_bytes: int, channels: int) -> int:
     """Stride between consecutive per-stream slots of `slot_bytes`: a whole number k of interleave
-    blocks with gcd(k, units) == 1, so the starts of consecutive slots rotate over every channel and a
+    blocks with gcd(k, channels) == 1, so the starts of consecutive slots rotate over every channel and a
     part-filled slot (a low-precision state) does not leave channels idle. (A stride that is a multiple
     of the channel period would put every run's first block on the same channels.) Slots smaller than
     one block are only rounded up to whole accesses."""
     slot = max(math.ceil(slot_bytes / access_bytes) * access_bytes, access_bytes)
-    if slot < interleave_bytes or units <= 1:
+    if slot < interleave_bytes or channels <= 1:
         return slot
     k = math.ceil(slot / interleave_bytes)
-    while math.gcd(k, units) != 1:
+    while math.gcd(k, channels) != 1:
         k += 1
     return k * interleave_bytes

@@ -34,12 +34,12 @@ GATHER_DRAWS = (32, 2048)
 class DramTiming:
     """Resolved numbers (ns, bytes) of one DRAM configuration; built once per experiment."""
 
-    units: int
-    unit_bytes_per_ns: float
+    channels: int
+    channel_bytes_per_ns: float
     interleave_bytes: int
     row_bytes: int
     access_bytes: int
-    banks_per_unit: int
+    banks_per_channel: int
     bank_groups: int
     ccd_long_ns: float              # column to column in one bank group (tCCD_L, at least a burst)
     activate_interval_ns: float     # sustained: max(tFAW / 4, tRRD_S, the row command bus share)
@@ -66,9 +66,9 @@ class DramTiming:
         org, t = dram.preset.organisation, dram.preset.timings_ns
         burst_ns = org.burst_length / dram.pin_rate_Gbps  # bits per pin / (Gb/s) = ns
         return cls(
-            units=dram.units, unit_bytes_per_ns=dram.unit_bandwidth_GBps,
+            channels=dram.total_channels, channel_bytes_per_ns=dram.channel_bandwidth_GBps,
             interleave_bytes=dram.interleave_bytes, row_bytes=org.row_bytes, access_bytes=org.access_bytes,
-            banks_per_unit=org.bank_groups * org.banks_per_group, bank_groups=org.bank_groups,
+            banks_per_channel=org.bank_groups * org.banks_per_group, bank_groups=org.bank_groups,
             ccd_long_ns=max(t.tCCD_L, burst_ns),
             activate_interval_ns=max(t.tFAW / 4.0, t.tRRD_S, org.command_bus_shared_by * t.row_command),
             tRC_ns=t.tRC,
@@ -81,36 +81,36 @@ class DramTiming:
     def activates(self, nbytes: np.ndarray | float, run_bytes: np.ndarray | float) -> np.ndarray:
         """Row activations to move `nbytes` laid out as contiguous runs of `run_bytes`.
 
-        A run touches min(units, ceil(run / interleave)) channels, each needing at least one row, and
+        A run touches min(channels, ceil(run / interleave)) channels, each needing at least one row, and
         at least run / row_bytes rows in all."""
         nbytes = np.asarray(nbytes, dtype=np.float64)
         run = np.maximum(np.minimum(np.asarray(run_bytes, dtype=np.float64), nbytes), 1.0)
         runs = np.ceil(nbytes / run)
-        touched = np.minimum(self.units, np.ceil(run / self.interleave_bytes))
+        touched = np.minimum(self.channels, np.ceil(run / self.interleave_bytes))
         per_run = np.maximum(touched, np.ceil(run / self.row_bytes))
         return np.where(nbytes > 0, runs * per_run, 0.0)
 
-    def busiest_unit_bytes(self, nbytes: np.ndarray | float) -> np.ndarray:
+    def busiest_channel_bytes(self, nbytes: np.ndarray | float) -> np.ndarray:
         """Bytes of a contiguous transfer that land on its busiest channel (the interleave deals blocks
         round-robin; at most one block, the last, is partial)."""
         nbytes = np.asarray(nbytes, dtype=np.float64)
         full, partial = np.floor(nbytes / self.interleave_bytes), np.mod(nbytes, self.interleave_bytes)
-        rounds, extra = np.floor(full / self.units), np.mod(full, self.units)
+        rounds, extra = np.floor(full / self.channels), np.mod(full, self.channels)
         with_extra = np.where(extra > 0, (rounds + 1) * self.interleave_bytes, 0.0)
         return np.maximum(with_extra, rounds * self.interleave_bytes + partial)
 
     def unrefreshed_ns(self, nbytes: np.ndarray | float, run_bytes: np.ndarray | float) -> np.ndarray:
         """The closed form without refresh: the busiest channel's bus time or its activate limit."""
-        bus_ns = self.busiest_unit_bytes(nbytes) / self.unit_bytes_per_ns
-        activates_per_unit = np.ceil(self.activates(nbytes, run_bytes) / self.units)
-        activate_ns = activates_per_unit * max(self.activate_interval_ns, self.tRC_ns / self.banks_per_unit)
+        bus_ns = self.busiest_channel_bytes(nbytes) / self.channel_bytes_per_ns
+        activates_per_channel = np.ceil(self.activates(nbytes, run_bytes) / self.channels)
+        activate_ns = activates_per_channel * max(self.activate_interval_ns, self.tRC_ns / self.banks_per_channel)
         return np.maximum(bus_ns, activate_ns)
 
     def sequential_ns(self, nbytes: np.ndarray | float) -> np.ndarray:
         """Calibrated time of one contiguous run, without refresh and beyond its first access: the
         detailed model's time for the busiest channel's accesses (linear past the measured range)."""
         cal = self.calibration
-        accesses = np.ceil(self.busiest_unit_bytes(nbytes) / self.access_bytes - 1e-9)
+        accesses = np.ceil(self.busiest_channel_bytes(nbytes) / self.access_bytes - 1e-9)
         grid = np.asarray(cal.busiest_accesses, dtype=np.float64)
         times = np.asarray(cal.sequential_ns, dtype=np.float64)
         slope = (times[-1] - times[-2]) / (grid[-1] - grid[-2])
@@ -124,8 +124,8 @@ class DramTiming:
         channel of runs in random slots."""
         if pattern == "random":
             return self.gather_ns(nbytes, run_bytes)
-        activates_per_unit = np.ceil(self.activates(nbytes, run_bytes) / self.units)
-        activate_ns = activates_per_unit * max(self.activate_interval_ns, self.tRC_ns / self.banks_per_unit)
+        activates_per_channel = np.ceil(self.activates(nbytes, run_bytes) / self.channels)
+        activate_ns = activates_per_channel * max(self.activate_interval_ns, self.tRC_ns / self.banks_per_channel)
         return np.maximum(self.sequential_ns(nbytes), activate_ns)
 
     def gather_ns(self, nbytes: np.ndarray | float, run_bytes: np.ndarray | float) -> np.ndarray:
@@ -145,10 +145,10 @@ class DramTiming:
         keys = np.stack([np.broadcast_to(run_acc, shape).ravel(), np.broadcast_to(count, shape).ravel()], axis=1)
         unique, inverse = np.unique(keys, axis=0, return_inverse=True)
         block_acc = max(1, min(self.interleave_bytes, self.row_bytes) // self.access_bytes)
-        geometry = (self.units, block_acc, self.row_bytes // (block_acc * self.access_bytes), self.bank_groups,
-                    self.banks_per_unit // self.bank_groups)
-        times = (self.access_bytes / self.unit_bytes_per_ns, self.ccd_long_ns,
-                 max(self.activate_interval_ns, self.tRC_ns / self.banks_per_unit), self.tRC_ns)
+        geometry = (self.channels, block_acc, self.row_bytes // (block_acc * self.access_bytes), self.bank_groups,
+                    self.banks_per_channel // self.bank_groups)
+        times = (self.access_bytes / self.channel_bytes_per_ns, self.ccd_long_ns,
+                 max(self.activate_interval_ns, self.tRC_ns / self.banks_per_channel), self.tRC_ns)
         values = np.array([busiest_gather_ns(int(r), int(c), geometry, times) for r, c in unique])
         return np.where(nbytes > 0, values[inverse.ravel()].reshape(shape), 0.0)
 
@@ -219,7 +219,7 @@ def busiest_gather_ns(run_accesses: int, count: int, geometry: tuple[int, int, i
     group, bank = rest % groups, (rest // groups) % banks_per_group
     bank_row = rest // groups                                             # Ro and Ba: one row of one bank
     draw = np.arange(draws)[:, None, None] * units + channel
-    # a new row: the run's first block on a channel, or a block in another row than the one units back
+    # a new row: the run's first block on a channel, or a block in another row than the one `units` blocks back (same channel)
     new_row = accesses > 0
     new_row[..., units:] &= bank_row[..., units:] != bank_row[..., :-units]
 
