@@ -187,7 +187,7 @@ def _full_shape(bits: np.ndarray, layers: int, decay: np.ndarray | None) -> np.n
 def compare_signals(loaded: LoadedModel, streams: list[Stream], calibration: list[Stream], *,
                     shares: list[float], signals: list[str], seeds: int = 3, low_bits: int = 4,
                     high_bits: int = 16, fmt: StateFormat = StateFormat(), domains: dict[str, str] | None = None,
-                    reference_run=None) -> pd.DataFrame:
+                    reference_run=None, progress: bool = False) -> pd.DataFrame:
     """One row per (signal, share, seed, stream): KL (mean, p99), top-1 agreement, NLL change."""
     from hwsim.quality.run import reference_run as default_reference
 
@@ -213,8 +213,10 @@ def compare_signals(loaded: LoadedModel, streams: list[Stream], calibration: lis
                                               high_bits=high_bits, seed=seed)
                 variants.append((name, share, seed, low_share, _full_shape(bits, layers, decay)))
     rows = []
-    batch = 4  # variants per gated run: rows = variants x streams
-    for start in range(0, len(variants), batch):
+    batch = max(1, 64 // len(streams))  # variants per gated run: about 64 rows (variants x streams)
+    from tqdm import tqdm
+
+    for start in tqdm(range(0, len(variants), batch), desc="gated runs", unit="batch", disable=not progress):
         chunk = variants[start:start + batch]
         result = gated_run(loaded, tokens, ref, [FixedGate(v[4]) for v in chunk], fmt)
         n = len(streams)
