@@ -24,5 +24,5 @@ def test_package_exports():
 def test_command_line():
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # argparse keeps them here
-    assert sorted(commands) == ["compare", "dram", "export-trace", "hybrids", "presets", "quality", "report", "run", "schema",
+    assert sorted(commands) == ["compare", "dram", "export-trace", "gate-signals", "hybrids", "presets", "quality", "report", "run", "schema",
                                 "sweep", "trace", "validate", "validate-hw"]

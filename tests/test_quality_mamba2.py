@@ -226,3 +226,10 @@ def test_gate_signals_on_a_tiny_model_ranks_against_random(tmp_path):
                   {"model": "tiny", "streams": 2, "tokens": 24, "low_bits": 4, "group_size": 64, "seeds": 2,
                    "seconds": 1.0, "tokens_per_s": 1.0, "alignment": "random tokens"})
     assert "best signal" in text and len(verdicts(summary)) == 1
+
+
+def test_the_cli_lists_every_signal():
+    from hwsim.quality.signals import SIGNALS
+    from hwsim.quality.signals_command import SIGNAL_NAMES
+
+    assert SIGNAL_NAMES == tuple(SIGNALS)

@@ -21,9 +21,13 @@ from hwsim.paths import REPORTS_DIR
 DEFAULT_SHARES = (0.25, 0.5, 0.75)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from hwsim.quality.signals import SIGNALS
+#: The signal names of `hwsim.quality.signals.SIGNALS` (kept here so the CLI starts without torch).
+SIGNAL_NAMES = ("random", "entropy", "top1", "surprisal", "update_norm", "entropy_keep_layer",
+                "entropy_keep_heads", "oracle")
 
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    SIGNALS = SIGNAL_NAMES
     parser = subparsers.add_parser(
         "gate-signals", help="compare gate signals (entropy, top-1, surprisal, state-update norm, per-layer and "
         "per-head masks, random, a one-step oracle) at equal low-precision share on a real Mamba model")
@@ -43,8 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _parse(args) -> tuple[list[float], list[str]]:
-    from hwsim.quality.signals import SIGNALS
-
+    SIGNALS = SIGNAL_NAMES
     try:
         shares = [float(s) for s in args.shares.split(",") if s.strip()]
     except ValueError:
