@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: Standard-library folders left out: tests, GUIs and vendored packages are not the library code the
-#: traces sample (the same rule as the Mamba-1 model's training, `hwsim.quality.train`).
+#: traces sample (the Mamba-1 model's training, `hwsim.quality.train`, uses the same rule).
 SKIP_PARTS = ("test", "tests", "idlelib", "site-packages", "turtledemo", "lib2to3", "tkinter", "ensurepip")
 VALIDATION_PERCENT = 4
 #: Docstrings shorter than this are labels ("Return x."), not prose.

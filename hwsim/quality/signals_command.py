@@ -27,7 +27,6 @@ SIGNAL_NAMES = ("random", "entropy", "top1", "surprisal", "update_norm", "entrop
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    SIGNALS = SIGNAL_NAMES
     parser = subparsers.add_parser(
         "gate-signals", help="compare gate signals (entropy, top-1, surprisal, state-update norm, per-layer and "
         "per-head masks, random, a one-step oracle) at equal low-precision share on a real Mamba model")
@@ -37,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--streams", type=int, default=7, help="streams over the shipped traces (one per trace)")
     parser.add_argument("--shares", default=",".join(str(s) for s in DEFAULT_SHARES),
                         help="low-precision shares, comma-separated, each in (0, 1)")
-    parser.add_argument("--signals", default=",".join(SIGNALS), help=f"subset of {', '.join(SIGNALS)}")
+    parser.add_argument("--signals", default=",".join(SIGNAL_NAMES), help=f"subset of {', '.join(SIGNAL_NAMES)}")
     parser.add_argument("--seeds", type=int, default=2, help="seeds of the random control")
     parser.add_argument("--low-bits", type=int, default=4, choices=[2, 3, 4, 8])
     parser.add_argument("--group-size", type=int, default=64)
@@ -47,7 +46,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _parse(args) -> tuple[list[float], list[str]]:
-    SIGNALS = SIGNAL_NAMES
     try:
         shares = [float(s) for s in args.shares.split(",") if s.strip()]
     except ValueError:
@@ -55,10 +53,10 @@ def _parse(args) -> tuple[list[float], list[str]]:
     if not shares or any(not 0.0 < s < 1.0 for s in shares):
         raise HwsimInputError(f"shares must lie strictly between 0 and 1, got {args.shares!r}", key="--shares")
     signals = [s.strip() for s in args.signals.split(",") if s.strip()]
-    unknown = [s for s in signals if s not in SIGNALS]
+    unknown = [s for s in signals if s not in SIGNAL_NAMES]
     if unknown or not signals:
         raise HwsimInputError(f"unknown signal(s) {unknown or args.signals!r}", key="--signals",
-                              allowed=", ".join(SIGNALS))
+                              allowed=", ".join(SIGNAL_NAMES))
     for flag, value, low, high in (("--tokens", args.tokens, 8, 1 << 16), ("--streams", args.streams, 1, 512),
                                    ("--seeds", args.seeds, 1, 100)):
         if not low <= value <= high:

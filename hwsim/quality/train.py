@@ -23,24 +23,9 @@ import torch.nn.functional as F
 
 from hwsim.files import write_atomic, write_text_atomic
 from hwsim.paths import WORKLOADS_DIR
+from hwsim.quality.corpus import SKIP_PARTS, held_out  # the one rule for both models
 
 EOS = "<|endoftext|>"
-#: Standard-library folders left out of the corpus: tests, GUIs and vendored packages are not the
-#: library code the traces sample.
-SKIP_PARTS = ("test", "tests", "idlelib", "site-packages", "turtledemo", "lib2to3", "tkinter", "ensurepip")
-
-
-def held_out(texts_dir: Path) -> tuple[set[str], set[str]]:
-    """Topics and `Lib/...` files used by the shipped texts: excluded from training."""
-    topics: set[str] = set()
-    files: set[str] = set()
-    for sidecar in sorted(texts_dir.glob("*.txt.json")):
-        meta = json.loads(sidecar.read_text())
-        topics.update(meta.get("topics", []))
-        files.update(meta.get("files", []))
-    return topics, files
-
-
 def training_documents(texts_dir: Path, code_bytes: int) -> tuple[list[str], list[str], dict]:
     """(prose documents, code documents, provenance): pydoc topics and stdlib files, held-out removed."""
     import pydoc_data.topics
