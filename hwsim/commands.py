@@ -75,13 +75,15 @@ def format_table(summary: dict) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hwsim.checks import check_experiment
+    from hwsim.memory.calibration import resolve_calibration
     from hwsim.runner import run_experiment
 
-    exp = load_experiment(args.experiment, args.overrides)
+    exp = load_experiment(args.experiment, args.overrides, calibrate=False)
     out = Path(args.out) if args.out else output_path(REPORTS_DIR / "runs", exp.name, key="name",
                                                        file=args.experiment)
     check_output_dir(out)
-    check_experiment(exp, file=args.experiment)  # capacity and traces, before any output exists
+    check_experiment(exp, file=args.experiment)  # capacity and traces, before any output or calibration
+    exp = resolve_calibration(exp)
     result = run_experiment(exp, out)
     if args.json:
         print(json.dumps(result.summary, indent=1, sort_keys=True))
@@ -114,7 +116,9 @@ def format_phases(summary: dict) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """An experiment or a sweep file: everything `run` / `sweep` would load, short of simulating."""
+    """An experiment or a sweep file: everything `run` / `sweep` would load or refuse, short of
+    simulating. An experiment is not calibrated (derived data that cannot be refused, and tens of
+    seconds cold); a sweep's points are, since their hashes record the calibration."""
     from hwsim.checks import check_experiment, is_sweep_document
     from hwsim.config.loading import named_file, read_yaml
     from hwsim.errors import HwsimInputError
@@ -131,10 +135,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             raise HwsimInputError("--set applies to experiment files; put sweep changes in the file",
                                   file=args.file, key="--set")
         spec, file = load_sweep(args.file, raw=raw)
-        points = expand(spec, file)
+        points = expand(spec, file, calibrate=False)
         print(f"{args.file}: valid sweep ({len(points)} points, base {spec.base})")
         return 0
-    exp = load_experiment(args.file, args.overrides, raw=raw)
+    exp = load_experiment(args.file, args.overrides, raw=raw, calibrate=False)
     check_experiment(exp, file=args.file)
     print(f"{args.file}: valid ({exp.model.name} on {exp.hardware.name}, policy {exp.policy.kind})")
     return 0

@@ -106,8 +106,8 @@ def test_yaml_syntax_error_gives_line(tmp_path):
 
 
 def test_override_of_a_named_preset_and_missing_section(tmp_path):
-    exp = load_experiment(overrides=["model.weight_bits=4", "hardware.dram.stacks=2"])
-    assert exp.model.weight_bits == 4 and exp.hardware.dram.stacks == 2
+    exp = load_experiment(overrides=["model.weight_bits=4", "hardware.dram.stacks=2"], calibrate=False)
+    assert exp.model.weight_bits == 4 and exp.hardware.dram.stacks == 2 and exp.hardware.dram.calibration is None
     path = write(tmp_path, "hardware: hbm3-accel\nmodel: mamba2-130m\n")
     with pytest.raises(HwsimInputError, match="policy: required key is missing"):
         load_experiment(path)

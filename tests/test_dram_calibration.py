@@ -30,6 +30,13 @@ PATTERNS = (("strided", 6, 13_376), ("strided", 24, 20_000), ("strided", 100, 40
 TEST_SEED = 10_000
 
 
+#: a cold calibration costs 20-60 s, so the default tier checks the presets of the default and edge
+#: hardware; every other preset runs in the slow tier (CI runs both)
+DEFAULT_TIER_PRESETS = ("hbm3-6400", "lpddr5x-8533")
+EVERY_PRESET = [p if p in DEFAULT_TIER_PRESETS else pytest.param(p, marks=pytest.mark.slow)
+                for p in known_presets("dram")]
+
+
 def dram_of(name: str, stacks: int = 1) -> DramMemory:
     return calibrated(DramMemory(preset=load_preset("dram", name, DramPreset), stacks=stacks, source="test"))
 
@@ -47,7 +54,7 @@ def deviation(dram: DramMemory, address: np.ndarray, run_bytes: int, pattern: st
     return fast_ns(dram, nbytes, run_bytes, pattern) / measure_ns(dram, address, queue_depth=dram.calibration.queue_depth) - 1
 
 
-@pytest.mark.parametrize("preset", known_presets("dram"))
+@pytest.mark.parametrize("preset", EVERY_PRESET)
 def test_sequential_runs_agree_between_grid_points(preset):
     dram = dram_of(preset)
     access = dram.preset.organisation.access_bytes
@@ -57,7 +64,7 @@ def test_sequential_runs_agree_between_grid_points(preset):
     assert max(abs(d) for d in devs.values()) < 0.03
 
 
-@pytest.mark.parametrize("preset", known_presets("dram"))
+@pytest.mark.parametrize("preset", EVERY_PRESET)
 def test_engine_patterns_agree_between_grid_points(preset):
     dram = dram_of(preset)
     devs = {}
@@ -105,6 +112,7 @@ def test_refresh_factor_is_the_detailed_streaming_cost(preset):
     assert abs(dev) < 0.03
 
 
+@pytest.mark.slow  # two cold calibrations
 def test_calibration_follows_the_configuration_and_enters_the_point_hash():
     base = load_experiment(overrides=["hardware=lpddr5x-edge"])
     slower = load_experiment(overrides=["hardware=lpddr5x-edge", "hardware.dram.preset={preset: lpddr5x-8533, timings_ns: {tRCD: 40}}"])
@@ -116,6 +124,7 @@ def test_calibration_follows_the_configuration_and_enters_the_point_hash():
     assert base.model_dump(mode="json")["hardware"]["dram"]["calibration"]["key"] == base.hardware.dram.calibration.key
 
 
+@pytest.mark.slow  # two cold calibrations
 def test_calibration_is_cached_and_a_stale_record_is_replaced(monkeypatch):
     dram = dram_of("hbm2")
     monkeypatch.setattr(cal_mod, "calibrate", lambda *a, **k: pytest.fail("recalibrated a cached config"))

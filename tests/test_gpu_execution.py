@@ -180,6 +180,7 @@ def test_gpu_rejects_what_it_does_not_model():
         small_experiment("workload.mode=prefill")
 
 
+@pytest.mark.slow  # calibrates every GPU preset cold; .ci/run also runs the command itself
 def test_validate_hw_command(tmp_path):
     from hwsim.cli import main
 

@@ -311,10 +311,12 @@ def named_file(ref: str | Path, folder: str, what: str) -> Path:
 
 
 def load_experiment(path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = (),
-                    raw: dict | None = None):
+                    raw: dict | None = None, *, calibrate: bool = True):
     """Read, resolve and validate an experiment (default: configs/experiments/default.yaml). Resolving
     includes the DRAM's fast-level calibration (computed once per configuration, then read from the user
-    cache), so it is recorded in the experiment, resolved.yaml and a sweep point's hash."""
+    cache), so it is recorded in the experiment, resolved.yaml and a sweep point's hash. `calibrate=False`
+    stops short of it, for checks that need no timing (capacity, traces: a cold calibration takes tens of
+    seconds, an impossible configuration should fail at once); `resolve_calibration` finishes the job."""
     from hwsim.config.experiment import Experiment
     from hwsim.memory.calibration import resolve_calibration
 
@@ -323,4 +325,5 @@ def load_experiment(path: str | Path | None = None, overrides: tuple[str, ...] |
     sources: dict[str, str] = {}
     resolved = resolve_raw(read_yaml(file) if raw is None else raw, file=file, overrides=overrides,
                            sources=sources)
-    return resolve_calibration(validate(Experiment, resolved, file=file, sources=sources))
+    exp = validate(Experiment, resolved, file=file, sources=sources)
+    return resolve_calibration(exp) if calibrate else exp

@@ -180,14 +180,16 @@ def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def expand(spec: SweepSpec, sweep_file: Path | None = None) -> list[Point]:
+def expand(spec: SweepSpec, sweep_file: Path | None = None, *, calibrate: bool = True) -> list[Point]:
     """Resolve every point into a validated Experiment. A bad key or value stops the sweep before it
-    runs, naming the point and the key (the experiment's own validation error)."""
+    runs, naming the point and the key (the experiment's own validation error). `calibrate=False`
+    (`hwsim validate`) leaves the DRAM calibration out of the points, and so out of their hashes."""
     base_path = base_experiment_path(spec.base, sweep_file)
     base_raw = read_yaml(base_path)
     if not isinstance(base_raw, dict):
         raise HwsimInputError("an experiment file must hold a mapping", file=base_path)
     from hwsim.checks import check_experiment
+    from hwsim.memory.calibration import resolve_calibration
 
     assignments = spec.assignments()
     points, problems, first_of, seen_traces = [], [], {}, set()
@@ -201,8 +203,10 @@ def expand(spec: SweepSpec, sweep_file: Path | None = None) -> list[Point]:
         try:
             for key in sorted(params, key=lambda k: k.count(".")):
                 set_dotted(raw, key, params[key], file=sweep_file)
-            exp = load_experiment(base_path, raw=raw)
+            exp = load_experiment(base_path, raw=raw, calibrate=False)
             check_experiment(exp, file=base_path, seen_traces=seen_traces)  # capacity, traces: up front
+            if calibrate:  # only points that can run
+                exp = resolve_calibration(exp)
         except HwsimInputError as error:
             shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
             problems.append(f"point {index} ({shown}): {error}")
