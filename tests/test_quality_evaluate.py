@@ -142,3 +142,21 @@ def test_external_gate_sources(tiny, tmp_path):
     assert _gate_entropy("self", streams, ref) is None
     with pytest.raises(HwsimInputError, match="--gate"):
         _gate_entropy(str(tmp_path / "missing.parquet"), streams, ref)
+
+
+def test_domain_columns_split_the_overall_figures(tiny, tmp_path):
+    """One prose and one code stream of equal length: the overall KL is the mean of the two domains',
+    the spread over streams is |a - b| / sqrt(2), and the random control is reported per domain."""
+    import dataclasses
+
+    loaded, _, _ = tiny
+    streams = [dataclasses.replace(s, source=name) for s, name in
+               zip(random_streams(64, tokens=STEPS, streams=2), ("prose-one", "code-two"))]
+    policy = {"kind": "threshold", "threshold_bits": 5.9, "low_bits": 4, "group_size": 8}
+    row = evaluate_policy(policy, loaded=loaded, stream_list=streams, seeds=2, cache_dir=tmp_path)
+    prose, code = row["quality_prose_kl_bits_mean"], row["quality_code_kl_bits_mean"]
+    assert row["quality_prose_streams"] == row["quality_code_streams"] == 1
+    assert row["quality_kl_bits_mean"] == pytest.approx((prose + code) / 2)
+    assert row["quality_kl_bits_mean_stream_std"] == pytest.approx(abs(prose - code) / 2 ** 0.5)
+    assert row["quality_random_kl_bits_mean_mean"] == pytest.approx(
+        (row["quality_random_prose_kl_bits_mean"] + row["quality_random_code_kl_bits_mean"]) / 2)

@@ -159,6 +159,37 @@ def _summarise(frames: list[pd.DataFrame], ref_nll: np.ndarray) -> dict:
             "low_share": float(joined["low"].mean())}
 
 
+def stream_domain(source: str) -> str:
+    """prose / code / generated: the trace catalog's domain of a stream's source, else its name's prefix."""
+    from hwsim.traces.catalog import catalog_entry
+
+    try:
+        return catalog_entry(source).domain
+    except (HwsimInputError, KeyError):
+        return source.split("-")[0]
+
+
+def domain_columns(frames: dict[str, list[pd.DataFrame]], random_names: list[str], stream_list: list[Stream],
+                   ref) -> dict:
+    """Spreads and domains: the policy's KL spread over streams (std of per-stream means) and, per
+    domain, its KL, top-1 and perplexity change beside the random control's KL (mean over seeds)."""
+    per_stream = [float(f["kl_bits"].mean()) for f in frames["policy"]]
+    row = {"quality_kl_bits_mean_stream_std": float(np.std(per_stream, ddof=1)) if len(per_stream) > 1
+           else float("nan")}
+    domains = [stream_domain(s.source) for s in stream_list]
+    nll = ref.nll_nats  # (streams, steps)
+    for domain in sorted(set(domains)):
+        chosen = [i for i, d in enumerate(domains) if d == domain]
+        ref_nll = np.asarray(nll)[chosen].ravel()
+        mine = _summarise([frames["policy"][i] for i in chosen], ref_nll)
+        row[f"quality_{domain}_streams"] = len(chosen)
+        for metric in ("kl_bits_mean", "top1_agreement", "ppl_change_pct"):
+            row[f"quality_{domain}_{metric}"] = mine[metric]
+        randoms = [_summarise([frames[n][i] for i in chosen], ref_nll)["kl_bits_mean"] for n in random_names]
+        row[f"quality_random_{domain}_kl_bits_mean"] = float(np.mean(randoms)) if randoms else float("nan")
+    return row
+
+
 def verdict(policy_value: float, random_values: list[float], low_share: float) -> str:
     """'better' / 'worse' than random gating at equal share (lower is better), or 'indistinguishable':
     better only if below every seed and more than two standard deviations under their mean."""
@@ -308,6 +339,7 @@ def evaluate_policy(policy, *, model_dir=None, tokens: int = 256, streams: int =
         row[f"quality_random_{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
         row[f"quality_random_{metric}_min"] = float(np.min(values)) if values else float("nan")
         row[f"quality_random_{metric}_max"] = float(np.max(values)) if values else float("nan")
+    row.update(domain_columns(frames, random_names, stream_list, ref))
     elements = int(refs[0]["states"].shape[-1])  # one layer's SSM state per stream
     written = np.concatenate([f["write_bits"].to_numpy() for f in frames["policy"]])
     full = float(state_bytes(elements, policy.high_bits, policy.group_size, policy.scale_bits))
