@@ -22,7 +22,7 @@ def distilled_entry(directory: Path, record: dict) -> dict:
     size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
     flags = ("steps", "pretrain_steps", "distill_windows", "plain_share", "alpha", "batch", "layers", "d_model",
              "d_state", "headdim", "lr", "seed")
-    command = ("python -m hwsim.quality.teacher --out TEACHER_DIR --validation-windows 32 && "
+    command = ("python -m hwsim.quality.teacher --out TEACHER_DIR && "  # its default 64 validation windows per domain
                f"python -m hwsim.quality.distill --out workloads/models/{record['name']} --teacher-dir TEACHER_DIR "
                + " ".join(f"--{k.replace('_', '-')} {training[k]}" for k in flags)
                + (f" --stop-at-step {training['steps_run']}" if training["steps_run"] < training["steps"] else "")
