@@ -16,3 +16,17 @@ def entropy_inputs(seed: int = 0, streams: int = 3, length: int = 200) -> list[n
 def small_experiment(*overrides: str, model: str = "mamba2-130m", hardware: str = "hbm3-accel"):
     return load_experiment(overrides=[f"model={model}", f"hardware={hardware}", "workload.batch_size=8",
                                       "workload.steps=48", "run.chunk_steps=16", *overrides])
+
+
+#: a cold DRAM calibration costs 20-60 s, so the default tier calibrates the presets of the default and
+#: edge hardware only; tests over every preset run the others in the slow tier (CI runs both)
+DEFAULT_TIER_DRAM = ("hbm3-6400", "lpddr5x-8533")
+
+
+def every_dram_preset_tiered() -> list:
+    """Every DRAM preset as a pytest parameter, the ones outside DEFAULT_TIER_DRAM marked slow."""
+    import pytest
+
+    from hwsim.config.loading import known_presets
+
+    return [p if p in DEFAULT_TIER_DRAM else pytest.param(p, marks=pytest.mark.slow) for p in known_presets("dram")]

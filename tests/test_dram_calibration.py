@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import entropy_inputs
+from helpers import entropy_inputs, every_dram_preset_tiered
 
 from hwsim.config import DramPreset, load_experiment, load_preset
 from hwsim.config.hardware import DramMemory
@@ -30,11 +30,7 @@ PATTERNS = (("strided", 6, 13_376), ("strided", 24, 20_000), ("strided", 100, 40
 TEST_SEED = 10_000
 
 
-#: a cold calibration costs 20-60 s, so the default tier checks the presets of the default and edge
-#: hardware; every other preset runs in the slow tier (CI runs both)
-DEFAULT_TIER_PRESETS = ("hbm3-6400", "lpddr5x-8533")
-EVERY_PRESET = [p if p in DEFAULT_TIER_PRESETS else pytest.param(p, marks=pytest.mark.slow)
-                for p in known_presets("dram")]
+EVERY_PRESET = every_dram_preset_tiered()
 
 
 def dram_of(name: str, stacks: int = 1) -> DramMemory:
