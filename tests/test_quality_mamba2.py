@@ -226,6 +226,7 @@ def test_gate_signals_on_a_tiny_model_ranks_against_random(tmp_path):
                   {"model": "tiny", "streams": 2, "tokens": 24, "low_bits": 4, "group_size": 64, "seeds": 2,
                    "seconds": 1.0, "tokens_per_s": 1.0, "alignment": "random tokens"})
     assert "best signal" in text and len(verdicts(summary)) == 1
+    assert "](signals.png)" in text  # the saving-vs-KL curves, one per signal, drawn in the report
 
 
 def test_the_cli_lists_every_signal():

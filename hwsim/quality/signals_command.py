@@ -137,6 +137,7 @@ def report(summary: pd.DataFrame, by_domain: pd.DataFrame, meta: dict) -> str:
              "stream's states low, at its lowest-scored steps. Evaluation "
              f"{meta['seconds']:.0f} s ({meta['tokens_per_s']:.0f} tokens/s over all variants).", "",
              "## Verdict", "", *[f"- {v}" for v in verdicts(summary)], "",
+             "![state bytes saved against KL, one curve per signal](signals.png)", "",
              "## Results", "", "| signal | share | saved | KL mean (bits) | ± seeds | ± streams | KL p99 | top-1 | ppl % |",
              "|---|---|---|---|---|---|---|---|---|"]
     for _, r in summary.sort_values(["share", "kl_bits_mean"]).iterrows():
