@@ -205,19 +205,22 @@ def expand(spec: SweepSpec, sweep_file: Path | None = None, *, calibrate: bool =
                 set_dotted(raw, key, params[key], file=sweep_file)
             exp = load_experiment(base_path, raw=raw, calibrate=False)
             check_experiment(exp, file=base_path, seen_traces=seen_traces)  # capacity, traces: up front
-            if calibrate:  # only points that can run
-                exp = resolve_calibration(exp)
         except HwsimInputError as error:
             shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
             problems.append(f"point {index} ({shown}): {error}")
             continue
-        dumped = exp.model_dump(mode="json")
-        points.append(Point(index=index, params=params, experiment=exp, point_hash=experiment_hash(exp),
-                            resolved=dumped))
+        points.append((index, params, exp))
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise HwsimInputError("; ".join(problems[:3]) + more, file=sweep_file or "sweep")
-    return _mark_keep_steps(spec, points, sweep_file)
+    # calibrated once every point is known to be valid (a bad point fails before any cold calibration)
+    resolved = []
+    for index, params, exp in points:
+        if calibrate:
+            exp = resolve_calibration(exp)
+        resolved.append(Point(index=index, params=params, experiment=exp, point_hash=experiment_hash(exp),
+                              resolved=exp.model_dump(mode="json")))
+    return _mark_keep_steps(spec, resolved, sweep_file)
 
 
 def _mark_keep_steps(spec: SweepSpec, points: list[Point], sweep_file: Path | None = None) -> list[Point]:
