@@ -57,6 +57,8 @@ def test_quality_is_measured_at_each_points_own_low_share(tmp_path):
     # traces' tokenizer: exact alignment), calibrated on those very entropies: the share lands on target
     assert (abs(measured["quality_trace_low_share"] - target) <= 0.05).all()  # one step of 48: the gate reads the previous step
     assert measured["quality_trace_kl_bits_mean"].notna().all()
+    for domain in measured["quality_domains"].iloc[0].split(","):  # each domain's figures, both gates
+        assert measured[[f"quality_{domain}_kl_bits_mean", f"quality_trace_{domain}_kl_bits_mean"]].notna().all().all()
     # a larger traffic share gives a larger measured share (up to the noise above)
     ordered = measured.sort_values("low_precision_share")
     assert ordered["quality_low_share"].iloc[-1] > ordered["quality_low_share"].iloc[0]

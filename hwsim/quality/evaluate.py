@@ -177,6 +177,7 @@ def domain_columns(frames: dict[str, list[pd.DataFrame]], random_names: list[str
     row = {"quality_kl_bits_mean_stream_std": float(np.std(per_stream, ddof=1)) if len(per_stream) > 1
            else float("nan")}
     domains = [stream_domain(s.source) for s in stream_list]
+    row["quality_domains"] = ",".join(sorted(set(domains)))
     nll = ref.nll_nats  # (streams, steps)
     for domain in sorted(set(domains)):
         chosen = [i for i, d in enumerate(domains) if d == domain]

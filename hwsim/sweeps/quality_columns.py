@@ -44,6 +44,15 @@ TRACE_COLUMNS = ("kl_bits_mean", "kl_bits_p99", "top1_agreement", "ppl_change_pc
                  "entropy_vs_random", "random_kl_bits_mean_mean")
 
 
+
+def trace_columns(traced: dict) -> list[str]:
+    """TRACE_COLUMNS, the spread over streams and each domain's figures of a trace-gated evaluation."""
+    per_domain = [f"{d}_{m}" for d in traced.get("quality_domains", "").split(",") if d
+                  for m in ("kl_bits_mean", "top1_agreement", "ppl_change_pct")]
+    per_domain += [f"random_{d}_kl_bits_mean" for d in traced.get("quality_domains", "").split(",") if d]
+    return [*TRACE_COLUMNS, "kl_bits_mean_stream_std", *per_domain]
+
+
 def quality_policy(point, row: pd.Series, options: QualityOptions):
     """The policy to measure for a point: its own, or (match_share) a percentile policy at its share."""
     from hwsim.policies import POLICY_KINDS
@@ -89,7 +98,7 @@ def add_quality_columns(table: pd.DataFrame, points: list, options: QualityOptio
             if options.trace_gate and policy.kind != "static":
                 traced = evaluate_policy(policy, model_dir=options.model, tokens=options.tokens,
                                          streams=options.streams, seeds=options.seeds, gate="trace")
-                results[key] |= {f"quality_trace_{name}": traced[f"quality_{name}"] for name in TRACE_COLUMNS}
+                results[key] |= {f"quality_trace_{name}": traced[f"quality_{name}"] for name in trace_columns(traced)}
     quality = pd.DataFrame([{"point_hash": h, **results[k],
                              "quality_target_low_share": getattr(chosen[h], "target_low_share", float("nan"))}
                             for h, k in keys.items()])
