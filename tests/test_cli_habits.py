@@ -52,8 +52,12 @@ def test_trace_tables_fit_100_columns(capsys, argv):
 
 
 def test_sweep_dry_run_lists_points_and_runs_nothing(capsys, tmp_path):
-    code, out, _ = run(capsys, "sweep", "models-hardware", "--dry-run", "--out", str(tmp_path / "s"))
-    assert code == 0 and "18 points" in out and "estimated" in out
+    # the default and edge hardware (calibrated by other tests of the tier; a third preset costs ~45 s cold)
+    sweep = tmp_path / "two.yaml"
+    sweep.write_text("name: two\nbase: default\ngrid:\n  hardware: [hbm3-accel, lpddr5x-edge]\n"
+                     "  policy.threshold_bits: [1.0, 2.0, 4.0]\npoints:\n  - {workload.steps: 32}\n")
+    code, out, _ = run(capsys, "sweep", str(sweep), "--dry-run", "--out", str(tmp_path / "s"))
+    assert code == 0 and "6 points" in out and "estimated" in out and "hardware (2)" in out
     assert not (tmp_path / "s").exists()
 
 
