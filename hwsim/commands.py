@@ -117,8 +117,8 @@ def format_phases(summary: dict) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """An experiment or a sweep file: everything `run` / `sweep` would load or refuse, short of
-    simulating. An experiment is not calibrated (derived data that cannot be refused, and tens of
-    seconds cold); a sweep's points are, since their hashes record the calibration."""
+    simulating. Nothing is calibrated: the DRAM calibration is derived data that cannot be refused, and
+    costs tens of seconds per configuration cold."""
     from hwsim.checks import check_experiment, is_sweep_document
     from hwsim.config.loading import named_file, read_yaml
     from hwsim.errors import HwsimInputError

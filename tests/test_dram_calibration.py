@@ -31,10 +31,7 @@ TEST_SEED = 10_000
 
 
 EVERY_PRESET = every_dram_preset_tiered()
-
-
-def dram_of(name: str) -> DramMemory:
-    return calibrated_tier_dram(name)
+dram_of = calibrated_tier_dram
 
 
 def fast_ns(dram: DramMemory, nbytes: int, run_bytes: int, pattern: str) -> float:

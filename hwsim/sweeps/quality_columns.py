@@ -44,12 +44,11 @@ TRACE_COLUMNS = ("kl_bits_mean", "kl_bits_p99", "top1_agreement", "ppl_change_pc
                  "entropy_vs_random", "random_kl_bits_mean_mean")
 
 
-
 def trace_columns(traced: dict) -> list[str]:
     """TRACE_COLUMNS, the spread over streams and each domain's figures of a trace-gated evaluation."""
-    per_domain = [f"{d}_{m}" for d in traced.get("quality_domains", "").split(",") if d
-                  for m in ("kl_bits_mean", "top1_agreement", "ppl_change_pct")]
-    per_domain += [f"random_{d}_kl_bits_mean" for d in traced.get("quality_domains", "").split(",") if d]
+    per_domain = [name for d in traced["quality_domains"].split(",")
+                  for name in (f"{d}_kl_bits_mean", f"{d}_top1_agreement", f"{d}_ppl_change_pct",
+                               f"random_{d}_kl_bits_mean")]
     return [*TRACE_COLUMNS, "kl_bits_mean_stream_std", *per_domain]
 
 
