@@ -104,24 +104,27 @@ class DramCalibration(Frozen):
     strided: tuple[tuple[PositiveFloat, ...], ...] = Field(
         description="factor by run count (rows) and run size (columns); runs at a slot stride that "
         "rotates over the channels, as hwsim.address_layout places per-stream states")
+    random_run_bytes: tuple[PositiveInt, ...] = Field(min_length=2)
+    random_run_counts: tuple[PositiveInt, ...] = Field(min_length=1)
     random: tuple[tuple[PositiveFloat, ...], ...] = Field(
-        description="factor by run count and run size; runs at random access-aligned addresses (gathers)")
+        description="factor by run count and run size (random_run_counts x random_run_bytes); runs at "
+        "random access-aligned addresses (gathers)")
 
     @model_validator(mode="after")
     def _table_shapes(self) -> DramCalibration:
-        for name in ("busiest_accesses", "run_bytes", "run_counts"):
+        for name in ("busiest_accesses", "run_bytes", "run_counts", "random_run_bytes", "random_run_counts"):
             values = getattr(self, name)
             if any(b <= a for a, b in itertools.pairwise(values)):
                 raise ValueError(f"{name} must be strictly increasing")
         if len(self.sequential_ns) != len(self.busiest_accesses):
             raise ValueError("sequential_ns needs one time per busiest_accesses entry")
-        if self.run_counts[0] < 2:
-            raise ValueError("run_counts start at 2: one run is the sequential table")
-        for name in ("strided", "random"):
-            table = getattr(self, name)
-            if len(table) != len(self.run_counts) or any(len(row) != len(self.run_bytes) for row in table):
-                raise ValueError(f"{name}: expected {len(self.run_counts)} rows (run_counts) of "
-                                 f"{len(self.run_bytes)} factors (run_bytes)")
+        if self.run_counts[0] < 2 or self.random_run_counts[0] < 2:
+            raise ValueError("run_counts and random_run_counts start at 2: one run is the sequential table")
+        for name, counts, runs in (("strided", "run_counts", "run_bytes"),
+                                   ("random", "random_run_counts", "random_run_bytes")):
+            table, n_counts, n_runs = getattr(self, name), len(getattr(self, counts)), len(getattr(self, runs))
+            if len(table) != n_counts or any(len(row) != n_runs for row in table):
+                raise ValueError(f"{name}: expected {n_counts} rows ({counts}) of {n_runs} factors ({runs})")
         return self
 
 

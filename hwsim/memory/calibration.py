@@ -15,9 +15,10 @@ stride `mapping.slot_stride_bytes` gives (the stride `layout.AddressLayout` uses
 conv-state and weight transfers (count 1 = one sequential run); `random` - runs in randomly drawn slots
 of the run's own size, as `address_layout` lays out embedding rows (row = token x row bytes), the shape
 of embedding gathers. A random pattern's time varies from draw to draw (which channels the runs pile
-on is chance, several percent for a few runs): the factor is the mean over draws, enough of them that
-the mean is known to well under 1% (`random_draws`), measured in one pass on independent copies of the
-channels (`DetailedDram(replicas=...)`). Grid: run sizes from one access to `MAX_RUN_BYTES` at
+on is chance, 20% for a few runs): the factor is the detailed time over the gather base summed over the
+same draws (`random_factor`; the base is evaluated on the very placements measured), drawn until it is
+known to RANDOM_SE, each batch in one pass on independent copies of the channels
+(`DetailedDram(replicas=...)`), each grid point from its own seeds. Grid: run sizes from one access to `MAX_RUN_BYTES` at
 `RUNS_PER_OCTAVE` per octave, counts `RUN_COUNTS` (a point above `MAX_PATTERN_BYTES` takes the factor
 of the largest count that fits: transfers that large are steady streams). Beyond the grid the factor is
 held (the closed form is linear there).
@@ -43,11 +44,18 @@ from hwsim.config.hardware import DramMemory
 from hwsim.files import write_text_atomic
 from hwsim.memory.detailed import DEFAULT_QUEUE_DEPTH, DetailedDram
 from hwsim.memory.mapping import DEFAULT_MAPPING, slot_stride_bytes
-from hwsim.memory.transaction import DramTiming
+from hwsim.memory.transaction import DramTiming, gather_channels_ns
 
 RUNS_PER_OCTAVE = 4
 MAX_RUN_BYTES = 4 * 2**20
 RUN_COUNTS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 1024, 8192)
+#: the random (gather) grid is coarser, each point drawn until known to RANDOM_SE: with the base
+#: evaluated on the measured draws the factor is smooth in run size and count (at 64 runs on 5 HBM3
+#: stacks 1.442, 1.429, 1.440, 1.432 at 1216, 1440, 1536, 1728 B over 400 draws), and gathered rows
+#: are embedding rows, a few KiB (d_model x 2 B)
+RANDOM_RUNS_PER_OCTAVE = 2
+MAX_RANDOM_RUN_BYTES = 64 * 2**10
+RANDOM_RUN_COUNTS = (2, 3, 4, 8, 16, 32, 64, 128, 256, 1024, 8192)
 #: one channel's sequential accesses: every count up to DENSE_ACCESSES, then SEQUENTIAL_PER_OCTAVE per
 #: octave up to MAX_RUN_BYTES of one channel
 DENSE_ACCESSES = 256
@@ -57,21 +65,26 @@ MAX_PATTERN_BYTES = 2**20
 #: the refresh measurement streams this many refresh intervals
 REFRESH_PERIODS = 4
 PATTERNS = ("strided", "random")
-#: random patterns: about RANDOM_ACCESSES accesses in all, in RANDOM_DRAWS to RANDOM_DRAWS_MAX draws
-#: (a few runs vary by 10% or more from draw to draw; 4 draws of 48 x 8 KiB left a 10% error, 16 do not)
+#: random patterns: draws in batches (the first RANDOM_DRAWS) until the factor's standard error is
+#: RANDOM_SE, at most RANDOM_DRAWS_MAX draws and RANDOM_ACCESSES_MAX accesses per grid point (a few
+#: runs vary by 20% from draw to draw: 21 draws of 24 x 5 KiB on 5 HBM3 stacks left a 4% error, and
+#: with every grid point drawing the same seeds those errors were alike across the grid, +5% at 64 runs)
+RANDOM_SE = 0.01
 RANDOM_DRAWS = 16
-RANDOM_DRAWS_MAX = 256
-RANDOM_ACCESSES = 2**16
+RANDOM_DRAWS_MAX = 1024
+RANDOM_ACCESSES_MAX = 2**20
+#: grid point k draws seeds from k x RANDOM_SEED_STRIDE (independent of its neighbours'); tests draw below it
+RANDOM_SEED_STRIDE = 2**20
 #: the code whose behaviour a calibration records: editing any of these recalibrates
 MODEL_SOURCES = ("calibration.py", "controller_kernel.py", "detailed.py", "mapping.py", "transaction.py")
 
 
-def run_grid(access_bytes: int) -> tuple[int, ...]:
-    """Run sizes: whole accesses, RUNS_PER_OCTAVE per octave from one access to MAX_RUN_BYTES."""
+def run_grid(access_bytes: int, per_octave: int = RUNS_PER_OCTAVE, top_bytes: int = MAX_RUN_BYTES) -> tuple[int, ...]:
+    """Run sizes: whole accesses, `per_octave` per octave from one access to `top_bytes`."""
     sizes, x = set(), float(access_bytes)
-    while x <= MAX_RUN_BYTES * 1.0001:
+    while x <= top_bytes * 1.0001:
         sizes.add(round(x / access_bytes) * access_bytes)
-        x *= 2 ** (1 / RUNS_PER_OCTAVE)
+        x *= 2 ** (1 / per_octave)
     return tuple(sorted(sizes))
 
 
@@ -100,23 +113,49 @@ def measure_ns(dram: DramMemory, address: np.ndarray, *, queue_depth: int = DEFA
     return float(model.submit(address, False, start_ns, keep_latency=False).max()) - start_ns
 
 
-def random_draws(run_bytes: int, count: int, access_bytes: int) -> int:
-    """Draws a random pattern's mean takes: RANDOM_ACCESSES accesses in all, within the bounds."""
+def random_draws_max(run_bytes: int, count: int, access_bytes: int) -> int:
+    """The most draws a random grid point takes: RANDOM_ACCESSES_MAX accesses, within the bounds."""
     accesses = max(1, math.ceil(run_bytes / access_bytes)) * count
-    return int(np.clip(RANDOM_ACCESSES // accesses, RANDOM_DRAWS, RANDOM_DRAWS_MAX))
+    return int(np.clip(RANDOM_ACCESSES_MAX // accesses, RANDOM_DRAWS, RANDOM_DRAWS_MAX))
 
 
-def measure_mean_ns(dram: DramMemory, pattern: str, run_bytes: int, count: int, *, draws: int, seed: int = 0,
-                    queue_depth: int = DEFAULT_QUEUE_DEPTH, mapping: str = DEFAULT_MAPPING) -> float:
-    """Mean detailed time of one read transfer of `pattern` over `draws` draws (seeds seed, seed + 1,
-    ...), each on its own fresh copy of the channels, all in one pass."""
-    address = [pattern_addresses(dram, pattern, run_bytes, count, seed + d) for d in range(draws)]
+def random_transfers(dram: DramMemory, run_bytes: int, count: int, *, draws: int, seed: int = 0,
+                     queue_depth: int = DEFAULT_QUEUE_DEPTH, mapping: str = DEFAULT_MAPPING
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """`draws` draws of a random pattern (seeds seed, seed + 1, ...), each on its own fresh copy of the
+    channels, all in one pass: each draw's detailed time and its runs' first access indices."""
+    address = [pattern_addresses(dram, "random", run_bytes, count, seed + d) for d in range(draws)]
     replica = np.repeat(np.arange(draws), [len(a) for a in address])
     model = DetailedDram(dram, queue_depth=queue_depth, mapping=mapping, refresh=False, replicas=draws)
     done = model.submit(np.concatenate(address), False, 0.0, keep_latency=False, replica=replica)
     last = np.full(draws, -np.inf)
     np.maximum.at(last, replica, done)
-    return float(last.mean())
+    access = dram.preset.organisation.access_bytes
+    first = np.stack([a.reshape(count, -1)[:, 0] // access for a in address])
+    return last, first
+
+
+def random_factor(dram: DramMemory, closed: DramTiming, run_bytes: int, count: int, *, seed: int = 0,
+                  queue_depth: int = DEFAULT_QUEUE_DEPTH, mapping: str = DEFAULT_MAPPING) -> tuple[float, int]:
+    """(factor, draws): detailed time beyond the first access over the gather base, both summed over
+    the same draws (common random numbers: which channels the runs pile on is chance both see), in
+    batches until the ratio's standard error is RANDOM_SE or the draw limit is reached."""
+    run_accesses = -(-run_bytes // closed.access_bytes)
+    limit = random_draws_max(run_bytes, count, closed.access_bytes)
+    detailed, base = np.zeros(0), np.zeros(0)
+    want = min(RANDOM_DRAWS, limit)
+    while True:
+        last, first = random_transfers(dram, run_bytes, count, draws=want - len(base), seed=seed + len(base),
+                                       queue_depth=queue_depth, mapping=mapping)
+        detailed = np.concatenate([detailed, np.maximum(last - closed.read_latency_ns, 0.0)])
+        base = np.concatenate([base, gather_channels_ns(first, run_accesses, *closed.gather_shape())])
+        n = len(base)
+        ratio = detailed.sum() / max(base.sum(), 1e-9)
+        # the ratio estimator's standard error (delta method), relative
+        se = np.sqrt(np.sum((detailed - ratio * base) ** 2) / (n * (n - 1))) / max(base.mean() * ratio, 1e-9)
+        if se <= RANDOM_SE or n >= limit:
+            return float(ratio), n
+        want = int(min(limit, max(n + RANDOM_DRAWS, math.ceil(1.1 * n * (se / RANDOM_SE) ** 2))))
 
 
 def calibration_key(dram: DramMemory, *, queue_depth: int, mapping: str) -> str:
@@ -175,22 +214,27 @@ def calibrate(dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
                                  mapping=mapping) - closed.read_latency_ns, 0.0) for a in busiest]
     runs = run_grid(access)
     seq_cal = DramCalibration.model_construct(busiest_accesses=busiest, sequential_ns=tuple(sequential))
-    sequential_of = dataclasses.replace(closed, calibration=seq_cal)  # the patterns' base, half-calibrated
-    tables = {p: np.ones((len(RUN_COUNTS), len(runs))) for p in PATTERNS}
+    sequential_of = dataclasses.replace(closed, calibration=seq_cal)  # the strided base, half-calibrated
+    strided = np.ones((len(RUN_COUNTS), len(runs)))
     for i, run in enumerate(runs):
         for j, count in enumerate(RUN_COUNTS):
-            for p in PATTERNS:
-                if count * run > MAX_PATTERN_BYTES and j > 0:
-                    tables[p][j, i] = tables[p][j - 1, i]
-                    continue
-                if p == "random":
-                    detailed = measure_mean_ns(dram, p, run, count, draws=random_draws(run, count, access),
-                                               queue_depth=queue_depth, mapping=mapping)
-                else:
-                    detailed = measure_ns(dram, pattern_addresses(dram, p, run, count),
-                                          queue_depth=queue_depth, mapping=mapping)
-                fast = float(sequential_of.pattern_base_ns(count * run, run, p))
-                tables[p][j, i] = max((detailed - closed.read_latency_ns) / fast, 0.01)
+            if count * run > MAX_PATTERN_BYTES and j > 0:
+                strided[j, i] = strided[j - 1, i]
+                continue
+            detailed = measure_ns(dram, pattern_addresses(dram, "strided", run, count), queue_depth=queue_depth,
+                                  mapping=mapping)
+            fast = float(sequential_of.pattern_base_ns(count * run, run, "strided"))
+            strided[j, i] = max((detailed - closed.read_latency_ns) / fast, 0.01)
+    random_runs = run_grid(access, RANDOM_RUNS_PER_OCTAVE, MAX_RANDOM_RUN_BYTES)
+    random = np.ones((len(RANDOM_RUN_COUNTS), len(random_runs)))
+    for i, run in enumerate(random_runs):
+        for j, count in enumerate(RANDOM_RUN_COUNTS):
+            if count * run > MAX_PATTERN_BYTES and j > 0:
+                random[j, i] = random[j - 1, i]
+                continue
+            seed = (1 + j * len(random_runs) + i) * RANDOM_SEED_STRIDE
+            factor, _ = random_factor(dram, closed, run, count, seed=seed, queue_depth=queue_depth, mapping=mapping)
+            random[j, i] = max(factor, 0.01)
     return DramCalibration(
         key=calibration_key(dram, queue_depth=queue_depth, mapping=mapping),
         source=(f"hwsim.memory.calibration (detailed model of {dram.stacks} x {dram.preset.name} at "
@@ -199,8 +243,12 @@ def calibrate(dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
         queue_depth=queue_depth, mapping=mapping,
         refresh_factor=round(refresh_factor(dram, queue_depth=queue_depth, mapping=mapping), 6),
         busiest_accesses=busiest, sequential_ns=tuple(round(v, 4) for v in sequential),
-        run_bytes=runs, run_counts=RUN_COUNTS,
-        **{p: tuple(tuple(round(float(v), 5) for v in row) for row in tables[p]) for p in PATTERNS})
+        run_bytes=runs, run_counts=RUN_COUNTS, random_run_bytes=random_runs, random_run_counts=RANDOM_RUN_COUNTS,
+        strided=rounded_table(strided), random=rounded_table(random))
+
+
+def rounded_table(table: np.ndarray) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(round(float(v), 5) for v in row) for row in table)
 
 
 def cache_path(key: str) -> Path:

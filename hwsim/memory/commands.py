@@ -143,8 +143,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             out = Path(args.out)
             path = out / f"{name}.json" if len(names) > 1 or out.is_dir() else out
         write_calibration(cal, path)
-        print(f"{name}: {len(cal.busiest_accesses)} sequential points, {len(cal.run_bytes)} run sizes x "
-              f"{len(cal.run_counts)} counts x 2 patterns, refresh x{cal.refresh_factor:.4f}, "
+        print(f"{name}: {len(cal.busiest_accesses)} sequential points, strided {len(cal.run_bytes)} run sizes x "
+              f"{len(cal.run_counts)} counts, random {len(cal.random_run_bytes)} x {len(cal.random_run_counts)}, "
+              f"refresh x{cal.refresh_factor:.4f}, "
               f"{seconds:.1f} s -> {path}")
     return 0
 

@@ -25,9 +25,9 @@ from hwsim.errors import HwsimInputError
 
 PATTERNS = ("strided", "random")
 #: a gather's channel loads are averaged over draws of about GATHER_BLOCKS interleave blocks in all,
-#: within these bounds (source: estimate; chosen so the mean busiest load is known to ~0.5%)
-GATHER_BLOCKS = 2**16
-GATHER_DRAWS = (32, 2048)
+#: within these bounds (source: estimate; chosen so the mean busiest load is known to ~0.5%: 2**16 blocks left 1.6% at 24 x 5 KiB on 160 channels)
+GATHER_BLOCKS = 2**18
+GATHER_DRAWS = (128, 4096)
 
 
 @dataclass(frozen=True)
@@ -144,13 +144,18 @@ class DramTiming:
         shape = np.broadcast(run_acc, count).shape
         keys = np.stack([np.broadcast_to(run_acc, shape).ravel(), np.broadcast_to(count, shape).ravel()], axis=1)
         unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+        geometry, times = self.gather_shape()
+        values = np.array([busiest_gather_ns(int(r), int(c), geometry, times) for r, c in unique])
+        return np.where(nbytes > 0, values[inverse.ravel()].reshape(shape), 0.0)
+
+    def gather_shape(self) -> tuple[tuple[int, int, int, int, int], tuple[float, float, float, float]]:
+        """(geometry, times) of `gather_channels_ns` for this configuration."""
         block_acc = max(1, min(self.interleave_bytes, self.row_bytes) // self.access_bytes)
         geometry = (self.channels, block_acc, self.row_bytes // (block_acc * self.access_bytes), self.bank_groups,
                     self.banks_per_channel // self.bank_groups)
         times = (self.access_bytes / self.channel_bytes_per_ns, self.ccd_long_ns,
                  max(self.activate_interval_ns, self.tRC_ns / self.banks_per_channel), self.tRC_ns)
-        values = np.array([busiest_gather_ns(int(r), int(c), geometry, times) for r, c in unique])
-        return np.where(nbytes > 0, values[inverse.ravel()].reshape(shape), 0.0)
+        return geometry, times
 
     def service_ns(self, nbytes: np.ndarray | float, run_bytes: np.ndarray | float,
                    pattern: str = "strided") -> np.ndarray:
@@ -179,11 +184,13 @@ class DramTiming:
 def interpolate(cal: DramCalibration, pattern: str, run_bytes, count) -> np.ndarray:
     """The calibration factor at (run size, run count): linear in log2 of both, clamped at the edges."""
     table = np.asarray(getattr(cal, pattern), dtype=np.float64)           # (counts, runs)
+    runs, counts = ((cal.random_run_bytes, cal.random_run_counts) if pattern == "random"
+                    else (cal.run_bytes, cal.run_counts))
     x = np.log2(np.maximum(np.asarray(run_bytes, dtype=np.float64), 1.0))
-    xs = np.log2(np.asarray(cal.run_bytes, dtype=np.float64))
+    xs = np.log2(np.asarray(runs, dtype=np.float64))
     by_count = np.stack([np.interp(x, xs, row) for row in table])          # (counts, *shape)
     y = np.log2(np.asarray(count, dtype=np.float64))
-    ys = np.log2(np.asarray(cal.run_counts, dtype=np.float64))
+    ys = np.log2(np.asarray(counts, dtype=np.float64))
     if len(ys) == 1:
         return by_count[0]
     j = np.clip(np.searchsorted(ys, y, side="right") - 1, 0, len(ys) - 2)
@@ -196,21 +203,32 @@ def interpolate(cal: DramCalibration, pattern: str, run_bytes, count) -> np.ndar
 @lru_cache(maxsize=4096)
 def busiest_gather_ns(run_accesses: int, count: int, geometry: tuple[int, int, int, int, int],
                       times: tuple[float, float, float, float]) -> float:
-    """Mean over seeded draws of the busiest channel's time for `count` runs of `run_accesses` accesses
-    in random slots of the run's size (the slot start floored to an access).
+    """Mean over seeded draws of `gather_channels_ns` for `count` runs of `run_accesses` accesses in
+    random slots of the run's size: about GATHER_BLOCKS interleave blocks in all, so the mean is known
+    to about 0.5%."""
+    blocks_per_run = -(-run_accesses // geometry[1]) + 1
+    draws = int(np.clip(GATHER_BLOCKS // max(count * blocks_per_run, 1), *GATHER_DRAWS))
+    slots = np.random.default_rng(0).integers(0, 2**31, size=(draws, count), dtype=np.int64)
+    return float(gather_channels_ns(slots * run_accesses, run_accesses, geometry, times).mean())
+
+
+def gather_channels_ns(first: np.ndarray, run_accesses: int, geometry: tuple[int, int, int, int, int],
+                       times: tuple[float, float, float, float]) -> np.ndarray:
+    """Per draw (a row of `first`, each run's first access index), the busiest channel's time beyond
+    the first access for runs of `run_accesses` accesses starting there.
 
     `geometry` = (channels, accesses per interleave block, blocks per channel row, bank groups, banks per
     group), placed as the default mapping `RoBaBgCoCh` places blocks; `times` = (burst, tCCD_L, sustained
     activate interval, tRC) in ns. A channel takes the longest of: its accesses back to back, the
     accesses of its busiest bank group at tCCD_L, its rows at the activate interval, and the rows of its
-    busiest bank at tRC (one row per run and bank row it touches)."""
+    busiest bank at tRC (one row per run and bank row it touches). The calibration evaluates it on the
+    very draws it measures (common random numbers), the fast level on its own seeded draws."""
     units, block_accesses, row_blocks, groups, banks_per_group = geometry
     burst_ns, ccd_long_ns, act_ns, trc_ns = times
     banks = groups * banks_per_group
+    draws = first.shape[0]
     blocks_per_run = -(-run_accesses // block_accesses) + 1
-    draws = int(np.clip(GATHER_BLOCKS // max(count * blocks_per_run, 1), *GATHER_DRAWS))
-    rng = np.random.default_rng(0)
-    first = rng.integers(0, 2**31, size=(draws, count), dtype=np.int64)[..., None] * run_accesses
+    first = np.asarray(first, dtype=np.int64)[..., None]
     block = first // block_accesses + np.arange(blocks_per_run, dtype=np.int64)
     lo = np.maximum(first, block * block_accesses)
     hi = np.minimum(first + run_accesses, (block + 1) * block_accesses)
@@ -235,4 +253,4 @@ def busiest_gather_ns(run_accesses: int, count: int, geometry: tuple[int, int, i
         np.maximum(by_group.sum(axis=2) - 1, 0) * burst_ns, np.maximum(by_group.max(axis=2) - 1, 0) * ccd_long_ns,
         np.maximum(by_bank.sum(axis=2) - 1, 0) * act_ns,
         np.maximum(busiest_bank - 1, 0) * trc_ns])
-    return float(channel_ns.max(axis=1).mean())
+    return channel_ns.max(axis=1)
