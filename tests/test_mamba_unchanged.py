@@ -1,7 +1,9 @@
 """The pure Mamba results are identical to the code without hybrid stacks: issue 10's branch tip
-(643b8d8, the gather calibration that legitimately moved the default's figures, merged after the hybrid
-stacks) runs the same experiments from its own package (git archive, in a subprocess) and gives the
-same summary as this one, float for float. (The first pin, 882a86e, predates that calibration.)"""
+(643b8d8, merged after the hybrid stacks) runs the same experiments from its own package (git archive,
+in a subprocess) and gives the same figures as this one, float for float: every byte, share, count and
+operation. Figures that depend on DRAM timing (times, rates, energies, bounds) are left out: the DRAM
+timing physics has changed on purpose since the pin (gathers calibrated on common random numbers), and
+the fidelity and calibration tests check those against the detailed level instead."""
 
 from __future__ import annotations
 
@@ -50,5 +52,14 @@ def test_pure_mamba_summaries_equal_the_previous_commit(tmp_path):
     before = json.loads(result.stdout.strip().splitlines()[-1])
     for name, overrides in CASES.items():
         now = json.loads(json.dumps(run_experiment(load_experiment(overrides=overrides)).summary, default=str))
-        old = {k: v for k, v in before[name].items() if k != "hwsim_version"}
+        old = {k: v for k, v in before[name].items() if k != "hwsim_version" and not timing_dependent(k)}
+        assert len(old) > 40
         assert {k: now.get(k) for k in old} == old, name
+
+
+#: summary keys whose value depends on DRAM timing, not on what is moved
+TIMING_WORDS = ("_ns", "per_s", "GBps", "energy", "bound", "gain_", "saving_step", "saving_energy", "simulated")
+
+
+def timing_dependent(key: str) -> bool:
+    return any(word in key for word in TIMING_WORDS)
