@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from hwsim.memory.transaction import refreshed_end
 from hwsim.traffic import Traffic
 
 
@@ -17,14 +18,16 @@ class DramQueue:
     """One FIFO queue in front of all DRAM channels, at transaction level.
 
     A transfer occupies the channels for its service time (computed by `DramTiming` from bytes, access
-    pattern, activates and refresh) after every earlier transfer; a change of direction pays the bus
-    turnaround; reads complete one closed-row latency after their last byte left the channels. Weight
+    pattern and activates) after every earlier transfer; a change of direction pays the bus turnaround;
+    refreshes take the channels at fixed times (`refreshed_end`); reads complete one closed-row latency
+    after their last byte left the channels. Weight
     prefetches, state reads and write-backs contend here in the order they are issued.
     """
 
     def __init__(self, env: simpy.Environment, read_latency_ns: float, write_to_read_ns: float,
-                 read_to_write_ns: float):
+                 read_to_write_ns: float, refresh_interval_ns: float = float("inf"), refresh_ns: float = 0.0):
         self.env = env
+        self.refresh_interval_ns, self.refresh_ns = refresh_interval_ns, refresh_ns
         self.free_at_ns = 0.0
         self.last_direction = ""
         self.latency_ns = read_latency_ns
@@ -40,10 +43,10 @@ class DramQueue:
             return self.env.now
         start = max(self.env.now, self.free_at_ns)
         start += self.turnaround_ns.get((self.last_direction, direction), 0.0)
-        self.free_at_ns = start + service_ns
+        start, self.free_at_ns = refreshed_end(start, service_ns, self.refresh_interval_ns, self.refresh_ns)
         self.last_direction = direction
         self.served_bytes[direction] += nbytes
-        self.busy_ns += service_ns
+        self.busy_ns += self.free_at_ns - start
         return self.free_at_ns + (self.latency_ns if direction == "read" else 0.0)
 
 
@@ -65,10 +68,12 @@ class DecodeEngine:
     DRAM queue between chunks so long runs stream through in constant memory."""
 
     def __init__(self, *, read_latency_ns: float, write_to_read_ns: float, read_to_write_ns: float,
-                 dram_queue=None, compiled: bool = False):
+                 refresh_interval_ns: float = float("inf"), refresh_ns: float = 0.0, dram_queue=None,
+                 compiled: bool = False):
         self.env = simpy.Environment()
         self.dram = (dram_queue(self.env) if dram_queue is not None
-                     else DramQueue(self.env, read_latency_ns, write_to_read_ns, read_to_write_ns))
+                     else DramQueue(self.env, read_latency_ns, write_to_read_ns, read_to_write_ns,
+                                    refresh_interval_ns, refresh_ns))
         #: the same recurrence compiled (hwsim.engine_kernel); only with the transaction-level queue
         self.compiled = compiled and dram_queue is None
 
@@ -76,7 +81,8 @@ class DecodeEngine:
     def for_traffic(cls, traffic: Traffic, dram_queue=None, *, compiled: bool = False) -> DecodeEngine:
         """`dram_queue(env)` builds another queue with DramQueue's interface (run.fidelity: detailed)."""
         return cls(read_latency_ns=traffic.read_latency_ns, write_to_read_ns=traffic.write_to_read_ns,
-                   read_to_write_ns=traffic.read_to_write_ns, dram_queue=dram_queue, compiled=compiled)
+                   read_to_write_ns=traffic.read_to_write_ns, refresh_interval_ns=traffic.refresh_interval_ns,
+                   refresh_ns=traffic.refresh_ns, dram_queue=dram_queue, compiled=compiled)
 
     def run(self, traffic: Traffic, *, gate_on_current: bool = False) -> Timeline:
         served_before = dict(self.dram.served_bytes)

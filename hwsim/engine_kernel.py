@@ -19,8 +19,25 @@ READ, WRITE, NONE = 0, 1, -1
 
 
 @njit(cache=True)
+def _refreshed_end(start_ns, service_ns, interval_ns, refresh_ns):
+    """`hwsim.memory.transaction.refreshed_end`, the same operations in the same order."""
+    if refresh_ns <= 0.0 or not interval_ns < np.inf:
+        return start_ns, start_ns + service_ns
+    k = start_ns // interval_ns
+    if k >= 1.0 and start_ns < k * interval_ns + refresh_ns:
+        start_ns = k * interval_ns + refresh_ns
+    end = start_ns + service_ns
+    due = (k + 1.0) * interval_ns
+    while due < end:
+        end += refresh_ns
+        due += interval_ns
+    return start_ns, end
+
+
+@njit(cache=True)
 def _transfer(state, nbytes, service_ns, direction, latency_ns, w2r_ns, r2w_ns):
-    """DramQueue.transfer on a state vector [now, free_at, last_dir, read_bytes, write_bytes, busy]."""
+    """DramQueue.transfer on a state vector [now, free_at, last_dir, read_bytes, write_bytes, busy,
+    refresh interval, refresh time]."""
     if nbytes <= 0.0:
         return state[0]
     start = max(state[0], state[1])
@@ -31,10 +48,11 @@ def _transfer(state, nbytes, service_ns, direction, latency_ns, w2r_ns, r2w_ns):
         start += r2w_ns
     else:
         start += 0.0
-    state[1] = start + service_ns
+    start, end = _refreshed_end(start, service_ns, state[6], state[7])
+    state[1] = end
     state[2] = direction
     state[3 + direction] += nbytes
-    state[5] += service_ns
+    state[5] += end - start
     return state[1] + (latency_ns if direction == READ else 0.0)
 
 
@@ -93,7 +111,8 @@ def run_compiled(queue, traffic, gate_on_current: bool) -> tuple[np.ndarray, np.
     """Run one chunk on `queue` (a `DramQueue` whose clock is `queue.now_ns`); returns step starts/ends."""
     state = np.array([queue.now_ns, queue.free_at_ns,
                       {"read": READ, "write": WRITE}.get(queue.last_direction, NONE),
-                      queue.served_bytes["read"], queue.served_bytes["write"], queue.busy_ns])
+                      queue.served_bytes["read"], queue.served_bytes["write"], queue.busy_ns,
+                      queue.refresh_interval_ns, queue.refresh_ns])
     starts, ends = np.zeros(traffic.steps), np.zeros(traffic.steps)
     f64 = np.float64
     decode_steps(state, traffic.layer_read_bytes.astype(f64), traffic.layer_read_ns.astype(f64),

@@ -47,7 +47,8 @@ def export_trace(exp, out: Path, *, fmt: str, steps: int | None = None) -> int:
     traffic = build_traffic(exp, fp, plan, ready.dram, ready.budget_bytes)
     engine = DecodeEngine.for_traffic(
         traffic, lambda env: RecordingQueue(env, traffic.read_latency_ns, traffic.write_to_read_ns,
-                                            traffic.read_to_write_ns))
+                                            traffic.read_to_write_ns, traffic.refresh_interval_ns,
+                                            traffic.refresh_ns))
     engine.run(traffic, gate_on_current=policy.gate_on == "current")
     requests = transfer_requests(exp, fp, policy, traffic, 0)
     tCK = exp.hardware.dram.preset.timings_ns.tCK

@@ -53,6 +53,8 @@ class Traffic:
     read_latency_ns: float = 0.0
     write_to_read_ns: float = 0.0
     read_to_write_ns: float = 0.0
+    refresh_interval_ns: float = float("inf")   # the queue places refreshes on the clock (DramTiming.refresh_ns)
+    refresh_ns: float = 0.0
     low_writes: np.ndarray | None = None
     ssm_sram_share: np.ndarray | None = None
     placement: Placement | None = None
@@ -361,6 +363,8 @@ def build_traffic(exp: Experiment, fp: ModelFootprint, plan: StatePlan, dram: Dr
         steps=steps, layers=layers, bytes=level_bytes(fp, sb, ds, has_dram=dram is not None), **timing,
         actions=energy_actions(exp, fp, sb, ds, dram), read_latency_ns=dram.read_latency_ns if dram else 0.0,
         write_to_read_ns=dram.write_to_read_ns if dram else 0.0,
+        refresh_interval_ns=dram.refresh_interval_ns if dram else float("inf"),
+        refresh_ns=dram.refresh_ns if dram else 0.0,
         read_to_write_ns=dram.read_to_write_ns if dram else 0.0, low_writes=sb.low_writes,
         ssm_sram_share=(placement.ssm_write_sram * sb.ssm_write).sum(axis=1)
         / np.maximum(sb.ssm_write.sum(axis=1), 1.0),
@@ -387,7 +391,7 @@ def dataflow_timing(exp: Experiment, fp: ModelFootprint, sb: StateBytes, ds: Dra
     def service(nbytes, run_bytes, pattern="strided"):
         if dram is None:
             return np.zeros(np.shape(nbytes))
-        core = dram.service_ns(nbytes, run_bytes, pattern)
+        core = dram.service_ns(nbytes, run_bytes, pattern, refresh=False)   # the queue adds refresh on the clock
         return np.maximum(core, np.asarray(nbytes) / hw.dma.bandwidth_GBps) if hw.dma else core
 
     mean_read_run = np.maximum(sb.ssm_read / batch, 1.0)

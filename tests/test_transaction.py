@@ -12,7 +12,7 @@ from hwsim.config import DramPreset, Hardware, load_preset
 from hwsim.config.hardware import DramMemory
 from hwsim.config.loading import known_presets
 from hwsim.memory.calibration import calibrated as calibrate_dram
-from hwsim.memory.transaction import DramTiming
+from hwsim.memory.transaction import DramTiming, refreshed_end
 
 
 def timing(preset: str, stacks: int = 1, calibrated: bool = True) -> DramTiming:
@@ -89,3 +89,41 @@ def test_service_time_is_monotone_and_never_beats_peak(preset, calibrated_preset
 def test_more_stacks_scale_bandwidth():
     hw = load_preset("hardware", "hbm3-accel", Hardware)
     assert hw.dram.peak_bandwidth_GBps == pytest.approx(5 * 1024 * 5.23 / 8)
+
+
+def test_refresh_on_the_clock_by_hand():
+    # tREFI 100 ns, a refresh costs 10 ns: a 30 ns transfer from 50 ns meets none
+    assert refreshed_end(50.0, 30.0, 100.0, 10.0) == (50.0, 80.0)
+    # from 80 ns it meets the one at 100 ns: 40 ns of channel time ends at 130
+    assert refreshed_end(80.0, 40.0, 100.0, 10.0) == (80.0, 130.0)
+    # a start inside a refresh (103 ns) waits for its end at 110
+    assert refreshed_end(103.0, 5.0, 100.0, 10.0) == (110.0, 115.0)
+    # before the first tREFI nothing refreshes; 250 ns from 0 meets 100 and 200 (the second pushed to 210)
+    assert refreshed_end(0.0, 250.0, 100.0, 10.0) == (0.0, 270.0)
+    # no refresh (uncalibrated SRAM-only hardware, or refresh off)
+    assert refreshed_end(80.0, 40.0, float("inf"), 0.0) == (80.0, 120.0)
+
+
+@given(st.floats(0.0, 1e6), st.floats(0.0, 1e5), st.floats(10.0, 1e4), st.floats(0.0, 0.5))
+def test_refresh_on_the_clock_costs_its_share(start, service, interval, share):
+    # every refresh that lands inside costs exactly its time; over a long transfer the channels give
+    # (1 - share) of their time to data, within one refresh either side
+    refresh = share * interval
+    begin, end = refreshed_end(start, service, interval, refresh)
+    slack = 1e-6 * max(end, 1.0)
+    assert begin >= start and end - begin >= service - slack
+    if refresh > 0.0:
+        met = (end - begin - service) / refresh
+        assert abs(met - round(met)) * refresh < slack
+    assert end - begin <= service / (1 - share) + 2 * refresh + slack
+    assert end - begin >= service / (1 - share) - 2 * refresh - slack
+
+
+def test_refresh_time_of_a_stream_is_the_calibrated_stretch():
+    # the queue's refreshes and the average stretch charge a long stream the same
+    dram = calibrated_tier_dram("hbm3-6400")
+    fast = DramTiming.from_config(dram)
+    nbytes = 2e9   # ~170 refreshes: the first tREFI, which has none, is within 0.1%
+    bare = float(fast.service_ns(nbytes, nbytes, refresh=False))
+    begin, end = refreshed_end(0.0, bare, fast.refresh_interval_ns, fast.refresh_ns)
+    assert (end - begin) == pytest.approx(float(fast.service_ns(nbytes, nbytes)), rel=2e-3)
