@@ -1,34 +1,34 @@
 """Compare hwsim's detailed DRAM level with Ramulator 2.1 on the same requests; regenerates the tables.
 
 Usage: python benchmarks/compare_ramulator.py --ramulator PATH/ramulator2 [--tech hbm2 hbm3-6400]
-           [--requests 200000] [--read-buffer 64] [--queue-depth 64] [--config-dir DIR] [--out FILE.md]
+           [--requests 200000] [--read-buffer 256] [--queue-depth N] [--in-order] [--config-dir DIR]
+           [--timings] [-v] [--out FILE.md]
 
-Ramulator 2.1 (github CMU-SAFARI/ramulator2, main) is given by path: its built tree (libramulator.so,
-python/ramulator, build/compile_commands.json); build it outside this repository, never vendored. 2.1
-has no standalone binary and its trace frontends neither time requests nor report per-request latency
-(LoadStoreTrace / ReadWriteTrace offer one request per frontend tick, in order, and stop counting when
-the last one is sent), so this script compiles a ~50-line driver against libramulator.so (its documented
-`External` frontend) into a temp dir: it offers each request at its issue cycle, in order (a refused
-request holds back the rest, as the trace frontends do) and records arrival and departure cycles.
-Ramulator configs (YAML) are exported from Ramulator's own Python presets into the temp dir (or read
-from --config-dir/TECH.yaml; give them an External frontend); the exported YAML is printed with -v.
+Ramulator 2.1 (CMU-SAFARI/ramulator2 main; built outside this repository, never vendored) is given by
+path: its built tree (libramulator.so, python/ramulator, build/compile_commands.json). It has no
+standalone binary, and its trace frontends (LoadStoreTrace, ReadWriteTrace) neither time requests nor
+give per-request latency: one request per frontend tick, in order, stopping once the last is *sent*.
+So a small driver (DRIVER below) is compiled against libramulator.so's `External` frontend in a temp
+dir: it offers each request at its issue cycle, in order per channel as hwsim admits them (--in-order:
+one order, a full channel holding back all, as the trace frontends do) and records arrival/departure.
+Configs are exported (YAML, into the temp dir; shown with -v) from Ramulator's own Python presets, or
+read from --config-dir/TECH.yaml (External frontend). hwsim's preset is rebuilt from that config's
+organisation and timings (`aligned_dram`; --timings lists how the shipped preset differs): HBM2_8Gb /
+HBM2_2000Mbps (2 pseudo-channels x 64 bit, 32 B, 1 KiB rows) and HBM3_16Gb_8hi / HBM3_6400Mbps with one
+SID (hwsim has none) and rows doubled (16 GiB).
+Mapping: Ramulator's RoBaRaCoCh + CacheLineInterleave is Ro Ba Bg Pc Co Ch (pseudo-channel above the
+column), which no hwsim string (one Ch field for both) spells, so each request is decoded in that layout
+and re-encoded in hwsim's RoBaBgCoCh (32 B interleave): both see the same (channel, pseudo-channel,
+bank, row, column) stream.
 
-Both sides run the same DRAM: hwsim's preset is rebuilt from the Ramulator config's organisation and
-timing values (`aligned_dram`); `--timings` prints how hwsim's shipped preset differs. HBM2 is
-Ramulator's HBM2_8Gb/HBM2_2000Mbps (pseudo-channel mode, 2 x 64 bit, 32 B accesses, 1 KiB rows); HBM3 is
-HBM3_16Gb_8hi/HBM3_6400Mbps with one SID (hwsim has no SID level) and rows doubled to keep 16 GiB.
-Mapping: Ramulator RoBaRaCoCh + CacheLineInterleave puts the byte address as Ro Ba Bg Pc Co Ch (Pc:
-pseudo-channel, above the column); hwsim's strings have one Ch field for channels and pseudo-channels,
-so no hwsim string equals it. Each request is decoded with Ramulator's layout and re-encoded in hwsim's
-`RoBaBgCoCh` (32 B interleave): both see the same (channel, pseudo-channel, bank, row, column) stream.
-
-Patterns: sequential 32 B reads and uniformly random 32 B reads over the capacity. Loads: saturated
-(all offered at cycle 0) and 25% / 50% of Ramulator's saturated throughput (issue cycles evenly spaced).
-Figures: bandwidth (bytes / time to the last completion), activates (Ramulator row misses + conflicts:
-each costs one ACT), mean and p99 read latency from the issue cycle. Saturated: hwsim's bandwidth and
-activates come from all requests at time 0 (queue --queue-depth per pseudo-channel); its latency from
-a replay of Ramulator's acceptance times with a queue deep enough not to push back (latency then counts
-from controller acceptance on both sides). Targets: bandwidth and activates within 2%, latency within 5%.
+Patterns: sequential and uniformly random 32 B reads. Loads: saturated (all offered at cycle 0) and
+25% / 50% of Ramulator's saturated throughput (evenly spaced). Figures: bandwidth (bytes / time to the
+last completion), activates (Ramulator: row misses + conflicts), mean and p99 read latency from issue,
+or, saturated, from acceptance into the controller (Ramulator's `arrive`; hwsim's queue admission,
+rebuilt from its completions), where buffering sets it (Little's law): by default both buffer the same
+per pseudo-channel: Ramulator --read-buffer 256 per 2-pseudo-channel controller, hwsim 256/2 + one per
+bank (Ramulator's active buffer); neither's bandwidth grows with more.
+Targets: bandwidth and activates within 2%, latency within 5%.
 """
 
 from __future__ import annotations
@@ -71,8 +71,9 @@ DRIVER = r"""#include <cstdint>
 #include "ramulator/base/request.h"
 #include "ramulator/frontend/i_frontend.h"
 #include "ramulator/memory_system/i_memory_system.h"
-// driver CONFIG.yaml IN.bin OUT.bin: IN = int64 (issue cycle, address, is_write) per request;
-// OUT = int64 (arrival cycle, departure cycle) per request; stats (YAML) on stdout
+// driver CONFIG.yaml IN.bin OUT.bin: IN = int64 (issue cycle, address, is_write, queue) per request;
+// OUT = int64 (arrival cycle, departure cycle) per request; stats (YAML) on stdout. Requests of one
+// queue are offered in order at or after their issue cycle: a refused one holds back its queue only.
 int main(int argc, char** argv) {
   if (argc != 4) return 2;
   auto config = Ramulator::Config::parse_config_file(argv[1]);
@@ -81,21 +82,27 @@ int main(int argc, char** argv) {
   frontend->connect_memory_system(memory);
   memory->connect_frontend(frontend);
   std::ifstream f(argv[2], std::ios::binary | std::ios::ate);
-  size_t bytes = f.tellg();
-  std::vector<int64_t> in(bytes / 8);
-  f.seekg(0);
-  f.read(reinterpret_cast<char*>(in.data()), bytes);
-  const size_t n = in.size() / 3;
+  std::vector<int64_t> in(size_t(f.tellg()) / 8);
+  f.seekg(0).read(reinterpret_cast<char*>(in.data()), in.size() * 8);
+  const size_t n = in.size() / 4;
   std::vector<int64_t> out(2 * n, -1);
-  size_t next = 0, done = 0;
+  std::vector<std::vector<size_t>> queues;
+  for (size_t i = 0; i < n; i++) {
+    if (size_t(in[4 * i + 3]) >= queues.size()) queues.resize(in[4 * i + 3] + 1);
+    queues[in[4 * i + 3]].push_back(i);
+  }
+  std::vector<size_t> head(queues.size(), 0);
+  size_t done = 0;
   int64_t clk = 0;
   while (done < n) {
-    while (next < n && in[3 * next] <= clk) {  // in order: a refused request holds back the rest
-      size_t i = next;
-      auto cb = [&out, &done, &clk, i](Ramulator::Request& r) { out[2 * i + 1] = r.type_id == 0 ? r.depart : clk + 1; done++; };
-      if (!frontend->receive_external_requests(int(in[3 * i + 2]), in[3 * i + 1], 0, cb, memory->get_tx_bytes())) break;
-      out[2 * i] = clk;
-      next++;
+    for (size_t q = 0; q < queues.size(); q++) {
+      for (; head[q] < queues[q].size() && in[4 * queues[q][head[q]]] <= clk; head[q]++) {
+        size_t i = queues[q][head[q]];
+        auto cb = [&out, &done, i](Ramulator::Request& r) { out[2 * i + 1] = r.depart; done++; };
+        int tx = memory->get_tx_bytes();  // reads only: a write's callback (at issue) has no departure
+        if (!frontend->receive_external_requests(int(in[4 * i + 2]), in[4 * i + 1], 0, cb, tx)) break;
+        out[2 * i] = clk;
+      }
     }
     memory->tick();
     if (++clk > (int64_t)1 << 40) return 1;
@@ -122,8 +129,8 @@ def export_config(root: Path, tech: str, read_buffer: int, work: Path) -> Path:
     script.write_text(CONFIG_PY.format(std=std, org=org, timing=timing, ctrl=ctrl, rb=read_buffer,
                                        channels=channels, overrides=overrides))
     out = work / f"{tech}.yaml"
-    ramulator_python(root, "import sys, runpy; sys.argv = ['ramulator', 'export', sys.argv[1], '-o', sys.argv[2]];"
-                     "runpy.run_module('ramulator', run_name='__main__')", str(script), str(out))
+    ramulator_python(root, "import sys, runpy; sys.argv = ['ramulator', 'export', *sys.argv[1:]];"
+                     "runpy.run_module('ramulator', run_name='__main__')", str(script), "-o", str(out))
     return out
 
 
@@ -141,8 +148,8 @@ def build_driver(root: Path, build: Path, work: Path) -> Path:
 
 def spec_tables(root: Path, std: str) -> tuple[list[str], list[str], int]:
     """Timing names, command names and internal prefetch of a standard, from Ramulator's Python spec."""
-    names = ramulator_python(root, "import json, sys, ramulator.dram as d; s = getattr(d, sys.argv[1]);"
-                             "print(json.dumps([s.timing_params, s.commands, s.internal_prefetch_size]))", std)
+    names = ramulator_python(root, "import json, sys, ramulator.dram as d; s = getattr(d, sys.argv[1]); print("
+                             "json.dumps([s.timing_params, s.commands, s.internal_prefetch_size]))", std)
     return tuple(json.loads(names))
 
 
@@ -160,8 +167,9 @@ def geometry(cfg: dict, root: Path, tick_ns: float) -> dict:
     access = dram["channel_width"] * prefetch // 8  # Ramulator's transaction: one burst
     counts["co"] //= prefetch
     ns = {k: v * tick_ns for k, v in ticks.items() if k not in ("rate", "tCK_ps")}
-    return {"std": dram["impl"], "channels": len(ctrls), "counts": counts, "access": access, "rate": ticks["rate"] / 1000,
-            "burst": prefetch, "width": dram["channel_width"], "ns": ns, "cycles": cycles, "tick": tick_ns}
+    return {"std": dram["impl"], "channels": len(ctrls), "counts": counts, "access": access,
+            "rate": ticks["rate"] / 1000, "burst": prefetch, "width": dram["channel_width"], "ns": ns,
+            "cycles": cycles, "tick": tick_ns}
 
 
 def aligned_dram(g: dict, tech: str) -> DramMemory:
@@ -187,24 +195,25 @@ def aligned_dram(g: dict, tech: str) -> DramMemory:
 
 
 def timing_table(g: dict, tech: str) -> list[str]:
-    """Ramulator's values (ns) beside hwsim's shipped preset, differences marked."""
-    stock = load_preset("dram", tech, DramPreset).timings_ns.model_dump()
-    ours = aligned_dram(g, tech).preset.timings_ns.model_dump()
-    rows = [f"| {tech}: timing | Ramulator {g['std']} (ns) | hwsim preset (ns) |", "|---|---|---|"]
-    for name, value in ours.items():
-        mark = "" if abs(stock[name] - value) < 0.02 else " **differs**"
-        rows.append(f"| {name} | {value:g} | {stock[name]:g}{mark} |")
+    """Ramulator's organisation and timing values (ns) beside hwsim's shipped preset."""
+    stock = load_preset("dram", tech, DramPreset)
+    ours = aligned_dram(g, tech).preset
+    rows = [f"| {tech} | Ramulator {g['std']} | hwsim preset |", "|---|---|---|"]
+    pairs = [(k, getattr(ours.organisation, k), getattr(stock.organisation, k)) for k in (
+        "channels", "pseudo_channels_per_channel", "channel_width_bits", "access_bytes", "row_bytes",
+        "bank_groups", "banks_per_group", "capacity_bytes", "command_bus_shared_by")]
+    stock_t = stock.timings_ns.model_dump()
+    pairs += [(f"{k} (ns)", v, stock_t[k]) for k, v in ours.timings_ns.model_dump().items()]
+    for name, value, theirs in pairs:
+        mark = "" if abs(theirs - value) <= 0.01 * abs(value) else " **differs**"
+        mark = " (rounded)" if not mark and theirs != value else mark
+        show = (lambda v: f"{v:,}") if isinstance(value, int) else (lambda v: f"{v:g}")
+        rows.append(f"| {name} | {show(value)} | {show(theirs)}{mark} |")
     return rows
 
 
-def ramulator_address(g: dict, f: dict) -> np.ndarray:
-    """Byte address of field digits in Ramulator's layout: (Ro Ba Bg Pc Co Ch offset), LSB last."""
-    c = g["counts"]
-    return ((((f["ro"] * c["ba"] + f["ba"]) * c["bg"] + f["bg"]) * c["pc"] + f["pc"]) * c["co"] + f["co"]) \
-        * g["channels"] * g["access"] + f["ch"] * g["access"]
-
-
 def fields(g: dict, address: np.ndarray) -> dict:
+    """Field digits of Ramulator byte addresses: Ro Ba Bg Pc Co Ch offset (most significant first)."""
     c, rest, out = g["counts"], address // g["access"], {}
     for name, size in (("ch", g["channels"]), ("co", c["co"]), ("pc", c["pc"]), ("bg", c["bg"]),
                        ("ba", c["ba"]), ("ro", c["ro"])):
@@ -223,8 +232,9 @@ def hwsim_address(g: dict, model: DetailedDram, f: dict) -> np.ndarray:
     return address
 
 
-def run_ramulator(driver: Path, config: Path, cycle, address, work: Path) -> dict:
-    rec = np.stack([cycle, address, np.zeros_like(address)], axis=1).astype(np.int64)
+def run_ramulator(driver: Path, config: Path, cycle, address, queue, work: Path) -> dict:
+    queue = np.broadcast_to(queue, address.shape)
+    rec = np.stack([cycle, address, np.zeros_like(address), queue], axis=1).astype(np.int64)
     rec.tofile(work / "in.bin")
     run = subprocess.run([str(driver), str(config), str(work / "in.bin"), str(work / "out.bin")],
                          check=True, capture_output=True, text=True)
@@ -240,10 +250,22 @@ def summary(issue_ns, done_ns, activates, access) -> dict:
             "mean": float(lat.mean()), "p99": float(np.percentile(lat, 99))}
 
 
-def run_hwsim(dram: DramMemory, address, arrival_ns, queue_depth: int) -> dict:
+def run_hwsim(dram: DramMemory, address, arrival_ns, queue_depth: int, from_admission: bool = False) -> dict:
+    """hwsim on the requests; `from_admission` (all arriving at once): latency from when each request got
+    a queue entry, which in hwsim (in order per channel, an entry held until its burst ends) is the
+    (k - depth + 1)-th completion of its channel for the k-th request, as Ramulator counts from `arrive`."""
     model = DetailedDram(dram, queue_depth=queue_depth, mapping=MAPPING)
     done = model.submit(address, False, arrival_ns)
-    return summary(arrival_ns, done, model.stats().activates, dram.preset.organisation.access_bytes)
+    start = np.broadcast_to(np.asarray(arrival_ns, dtype=np.float64), done.shape).copy()
+    if from_admission:
+        channel = model.mapping.locate(address)[0]
+        grouped = np.argsort(channel, kind="stable")                 # by channel, arrival order within
+        first = np.searchsorted(channel[grouped], channel[grouped])  # where each one's channel starts
+        rank = np.arange(len(done)) - first
+        completions = done[np.lexsort((done, channel))]              # by channel, ascending
+        later = rank >= queue_depth
+        start[grouped[later]] = completions[(first + rank - queue_depth)[later]]
+    return summary(start, done, model.stats().activates, dram.preset.organisation.access_bytes)
 
 
 def dev(a: float, b: float) -> str:
@@ -253,12 +275,14 @@ def dev(a: float, b: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ramulator", required=True, type=Path, help="built Ramulator 2.1 tree")
-    parser.add_argument("--ramulator-build", type=Path, default=None, help="its CMake build dir (ROOT/build)")
     parser.add_argument("--tech", nargs="+", default=list(TECHS), choices=list(TECHS))
     parser.add_argument("--config-dir", type=Path, default=None, help="TECH.yaml Ramulator configs to use")
     parser.add_argument("--requests", type=int, default=200_000)
-    parser.add_argument("--read-buffer", type=int, default=64, help="Ramulator read buffer per channel")
-    parser.add_argument("--queue-depth", type=int, default=64, help="hwsim queue per pseudo-channel")
+    parser.add_argument("--read-buffer", type=int, default=256, help="Ramulator read buffer per channel")
+    parser.add_argument("--queue-depth", type=int, default=None, help="hwsim queue per pseudo-channel "
+                        "(default: Ramulator's read buffer share plus its active buffer, one per bank)")
+    parser.add_argument("--in-order", action="store_true", help="offer Ramulator's requests in one order "
+                        "(as its trace frontends do: a full channel holds back all) instead of per channel")
     parser.add_argument("--timings", action="store_true", help="also print the timing-value comparison")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the Ramulator YAML used")
     parser.add_argument("--out", default=None, help="also write the table(s) (markdown) here")
@@ -269,7 +293,7 @@ def main() -> None:
     extra: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        driver = build_driver(root, args.ramulator_build or root / "build", work)
+        driver = build_driver(root, root / "build", work)
         for tech in args.tech:
             config = (args.config_dir / f"{tech}.yaml" if args.config_dir
                       else export_config(root, tech, args.read_buffer, work))
@@ -277,6 +301,9 @@ def main() -> None:
                 print(config.read_text())
             g = geometry(yaml.safe_load(config.read_text()), root, TECHS[tech][6])
             dram = aligned_dram(g, tech)
+            c = g["counts"]
+            buffer = yaml.safe_load(config.read_text())["memory_system"]["controllers"][0]["read_buffer_size"]
+            depth = args.queue_depth or buffer // c["pc"] + c["bg"] * c["ba"]
             if args.timings:
                 extra += [""] + timing_table(g, tech)
             model = DetailedDram(dram, queue_depth=1, mapping=MAPPING)
@@ -286,27 +313,24 @@ def main() -> None:
                      "random": rng.integers(0, capacity, n) * g["access"]}
             for name, ram_addr in cases.items():
                 f = fields(g, ram_addr)
-                assert np.array_equal(ramulator_address(g, f), ram_addr % (capacity * g["access"]))
                 hw_addr = hwsim_address(g, model, f)
                 sat_cycles = None
                 for load in ("saturated", "50%", "25%"):
                     if load == "saturated":
                         cycle = np.zeros(n, dtype=np.int64)
                     else:  # evenly spaced at a share of Ramulator's saturated throughput
-                        cycle = np.floor(np.arange(n) * sat_cycles / (n * float(load[:-1]) / 100)).astype(np.int64)
-                    r = run_ramulator(driver, config, cycle, ram_addr, work)
+                        share = float(load[:-1]) / 100
+                        cycle = np.floor(np.arange(n) * sat_cycles / (n * share)).astype(np.int64)
+                    r = run_ramulator(driver, config, cycle, ram_addr, 0 if args.in_order else f["ch"], work)
                     tick = g["tick"]
                     d = summary(cycle * tick, r["depart"] * tick, r["activates"], g["access"])
-                    if load == "saturated":  # latency from acceptance: Ramulator's, replayed into hwsim
+                    if load == "saturated":  # latency from acceptance into the controller, both sides
                         sat_cycles = r["depart"].max()
-                        h = run_hwsim(dram, hw_addr, np.zeros(n), args.queue_depth)
-                        replay = run_hwsim(dram, hw_addr, r["arrive"] * tick, 4096)
                         accepted = summary(r["arrive"] * tick, r["depart"] * tick, 0, 1)
                         d.update(mean=accepted["mean"], p99=accepted["p99"])
-                        h.update(mean=replay["mean"], p99=replay["p99"])
-                    else:
-                        h = run_hwsim(dram, hw_addr, cycle * tick, args.queue_depth)
-                    rows.append(f"| {tech} | {name} | {load} | {h['bw']:.1f} / {d['bw']:.1f} ({dev(h['bw'], d['bw'])}) "
+                    h = run_hwsim(dram, hw_addr, cycle * tick, depth, from_admission=load == "saturated")
+                    rows.append(f"| {tech} | {name} | {load} "
+                                f"| {h['bw']:.1f} / {d['bw']:.1f} ({dev(h['bw'], d['bw'])}) "
                                 f"| {h['act']:,} / {d['act']:,} ({dev(h['act'], max(d['act'], 1))}) "
                                 f"| {h['mean']:.1f} / {d['mean']:.1f} ({dev(h['mean'], d['mean'])}) "
                                 f"| {h['p99']:.1f} / {d['p99']:.1f} ({dev(h['p99'], d['p99'])}) |")

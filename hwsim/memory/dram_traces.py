@@ -2,7 +2,8 @@
 
 DRAMsim3 (`trace` frontend): one request per line, `0x1FF97000 READ 192`: hex byte address, READ or
 WRITE, issue cycle at the DRAM clock (tCK of the preset). Ramulator 2 (`LoadStoreTrace` frontend):
-`LD 0x40` or `ST 0x80`: no time; requests arrive as fast as the queues accept them (arrival 0 here).
+`LD 0x40` or `ST 0x80`: no time; Ramulator offers them at most one per frontend tick, in file order
+(hwsim reads them as all arriving at 0, as fast as its queues accept them).
 Blank lines and lines starting with `#` are skipped. Errors name the file, the line and what is wrong.
 
 Parsing is one compiled pass over the file's bytes (numba, like the controller): about 50x faster than

@@ -7,7 +7,10 @@ are mixed-radix digits, not bits, so 5 stacks x 32 pseudo-channels = 160 channel
 
 Below the string sit the byte offset inside one access (`access_bytes`) and, when `interleave_bytes` is
 larger than one access, the low column digits that keep one interleave block in one channel (the
-fast model's interleave). With `interleave_bytes == access_bytes` the string is exactly Ramulator's.
+fast model's interleave). The field names are Ramulator's, but not every string is one of its mappers:
+Ramulator 2.1 has no `RoBaBgCoCh`, and its `RoBaRaCoCh` with cache-line channel interleave puts the
+pseudo-channel above the column (Ro Ba Bg Pc Co Ch), so `benchmarks/compare_ramulator.py` re-encodes
+each request in hwsim's layout rather than naming a common string.
 
 Default `RoBaBgCoCh`: consecutive interleave blocks rotate over all channels; within a channel a row
 fills before the next bank group is used, so streams get row hits and activates overlap across groups.
