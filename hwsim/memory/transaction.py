@@ -26,9 +26,12 @@ from hwsim.errors import HwsimInputError
 
 PATTERNS = ("strided", "random")
 #: a gather's channel loads are averaged over draws of about GATHER_BLOCKS interleave blocks in all,
-#: within these bounds (source: estimate; chosen so the mean busiest load is known to ~0.5%: 2**16 blocks left 1.6% at 24 x 5 KiB on 160 channels)
+#: within these bounds (source: estimate; chosen so the mean busiest load is known to ~0.5%: 2**16 blocks
+#: left 1.6% at 24 x 5 KiB on 160 channels). No floor above one draw: a gather of a whole prefill's
+#: tokens (GPU model) is one large draw whose busiest channel varies little, and a floor of 128 draws
+#: of it took 24 GB
 GATHER_BLOCKS = 2**18
-GATHER_DRAWS = (128, 4096)
+GATHER_DRAWS = (1, 4096)
 
 
 @dataclass(frozen=True)
