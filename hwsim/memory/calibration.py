@@ -136,8 +136,8 @@ def random_transfers(dram: DramMemory, run_bytes: int, count: int, *, draws: int
 
 
 def random_factor(dram: DramMemory, closed: DramTiming, run_bytes: int, count: int, *, seed: int = 0,
-                  queue_depth: int = DEFAULT_QUEUE_DEPTH, mapping: str = DEFAULT_MAPPING) -> tuple[float, int]:
-    """(factor, draws): detailed time beyond the first access over the gather base, both summed over
+                  queue_depth: int = DEFAULT_QUEUE_DEPTH, mapping: str = DEFAULT_MAPPING) -> float:
+    """Detailed time beyond the first access over the gather base, both summed over
     the same draws (common random numbers: which channels the runs pile on is chance both see), in
     batches until the ratio's standard error is RANDOM_SE or the draw limit is reached."""
     run_accesses = -(-run_bytes // closed.access_bytes)
@@ -154,7 +154,7 @@ def random_factor(dram: DramMemory, closed: DramTiming, run_bytes: int, count: i
         # the ratio estimator's standard error (delta method), relative
         se = np.sqrt(np.sum((detailed - ratio * base) ** 2) / (n * (n - 1))) / max(base.mean() * ratio, 1e-9)
         if se <= RANDOM_SE or n >= limit:
-            return float(ratio), n
+            return float(ratio)
         want = int(min(limit, max(n + RANDOM_DRAWS, math.ceil(1.1 * n * (se / RANDOM_SE) ** 2))))
 
 
@@ -215,26 +215,20 @@ def calibrate(dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
     runs = run_grid(access)
     seq_cal = DramCalibration.model_construct(busiest_accesses=busiest, sequential_ns=tuple(sequential))
     sequential_of = dataclasses.replace(closed, calibration=seq_cal)  # the strided base, half-calibrated
-    strided = np.ones((len(RUN_COUNTS), len(runs)))
-    for i, run in enumerate(runs):
-        for j, count in enumerate(RUN_COUNTS):
-            if count * run > MAX_PATTERN_BYTES and j > 0:
-                strided[j, i] = strided[j - 1, i]
-                continue
-            detailed = measure_ns(dram, pattern_addresses(dram, "strided", run, count), queue_depth=queue_depth,
-                                  mapping=mapping)
-            fast = float(sequential_of.pattern_base_ns(count * run, run, "strided"))
-            strided[j, i] = max((detailed - closed.read_latency_ns) / fast, 0.01)
+
+    def strided_factor(i, j, run, count):
+        detailed = measure_ns(dram, pattern_addresses(dram, "strided", run, count), queue_depth=queue_depth,
+                              mapping=mapping)
+        return (detailed - closed.read_latency_ns) / float(sequential_of.pattern_base_ns(count * run, run, "strided"))
+
     random_runs = run_grid(access, RANDOM_RUNS_PER_OCTAVE, MAX_RANDOM_RUN_BYTES)
-    random = np.ones((len(RANDOM_RUN_COUNTS), len(random_runs)))
-    for i, run in enumerate(random_runs):
-        for j, count in enumerate(RANDOM_RUN_COUNTS):
-            if count * run > MAX_PATTERN_BYTES and j > 0:
-                random[j, i] = random[j - 1, i]
-                continue
-            seed = (1 + j * len(random_runs) + i) * RANDOM_SEED_STRIDE
-            factor, _ = random_factor(dram, closed, run, count, seed=seed, queue_depth=queue_depth, mapping=mapping)
-            random[j, i] = max(factor, 0.01)
+
+    def random_factor_at(i, j, run, count):
+        return random_factor(dram, closed, run, count, seed=(1 + j * len(random_runs) + i) * RANDOM_SEED_STRIDE,
+                             queue_depth=queue_depth, mapping=mapping)
+
+    strided = grid_table(runs, RUN_COUNTS, strided_factor)
+    random = grid_table(random_runs, RANDOM_RUN_COUNTS, random_factor_at)
     return DramCalibration(
         key=calibration_key(dram, queue_depth=queue_depth, mapping=mapping),
         source=(f"hwsim.memory.calibration (detailed model of {dram.stacks} x {dram.preset.name} at "
@@ -245,6 +239,16 @@ def calibrate(dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
         busiest_accesses=busiest, sequential_ns=tuple(round(v, 4) for v in sequential),
         run_bytes=runs, run_counts=RUN_COUNTS, random_run_bytes=random_runs, random_run_counts=RANDOM_RUN_COUNTS,
         strided=rounded_table(strided), random=rounded_table(random))
+
+
+def grid_table(runs, counts, factor_at) -> np.ndarray:
+    """Factors by (count, run); a point above MAX_PATTERN_BYTES takes the factor of the count below."""
+    table = np.ones((len(counts), len(runs)))
+    for i, run in enumerate(runs):
+        for j, count in enumerate(counts):
+            big = count * run > MAX_PATTERN_BYTES and j > 0
+            table[j, i] = table[j - 1, i] if big else max(factor_at(i, j, run, count), 0.01)
+    return table
 
 
 def rounded_table(table: np.ndarray) -> tuple[tuple[float, ...], ...]:
