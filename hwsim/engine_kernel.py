@@ -14,9 +14,25 @@ from __future__ import annotations
 import numpy as np
 
 from hwsim.memory.controller_kernel import njit
-from hwsim.memory.transaction import refreshed_end
 
 READ, WRITE, NONE = 0, 1, -1
+
+
+@njit(cache=True)
+def _refreshed_end(start_ns, service_ns, interval_ns, refresh_ns):
+    """`hwsim.memory.transaction.refreshed_end`, the same operations in the same order (a copy: numba
+    must not load when hwsim.memory.transaction is imported, before the cache directory is set)."""
+    if refresh_ns <= 0.0 or not interval_ns < np.inf:
+        return start_ns, start_ns + service_ns
+    k = start_ns // interval_ns
+    if k >= 1.0 and start_ns < k * interval_ns + refresh_ns:
+        start_ns = k * interval_ns + refresh_ns
+    end = start_ns + service_ns
+    due = (k + 1.0) * interval_ns
+    while due < end:
+        end += refresh_ns
+        due += interval_ns
+    return start_ns, end
 
 
 @njit(cache=True)
@@ -33,7 +49,7 @@ def _transfer(state, nbytes, service_ns, direction, latency_ns, w2r_ns, r2w_ns):
         start += r2w_ns
     else:
         start += 0.0
-    start, end = refreshed_end(start, service_ns, state[6], state[7])
+    start, end = _refreshed_end(start, service_ns, state[6], state[7])
     state[1] = end
     state[2] = direction
     state[3 + direction] += nbytes
