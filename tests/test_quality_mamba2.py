@@ -234,3 +234,70 @@ def test_the_cli_lists_every_signal():
     from hwsim.quality.signals_command import SIGNAL_NAMES
 
     assert SIGNAL_NAMES == tuple(SIGNALS)
+
+
+def test_a_later_stage_starts_from_the_saved_checkpoint_and_refuses_another_geometry(tmp_path):
+    """`--init-from`: the checkpoint's parameters exactly (not a fresh init); a different geometry is refused
+    naming the key; the stage list comes from the checkpoint's training.json."""
+    import argparse
+    import json
+
+    from transformers import Mamba2ForCausalLM
+
+    from hwsim.quality.distill import _checkpoint_state, previous_stages
+
+    saved = _student(seed=4)
+    hf = Mamba2ForCausalLM(_config())
+    hf.load_state_dict(saved.state_dict())
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    restored = _student(seed=11)
+    restored.load_state_dict(_checkpoint_state(tmp_path, _config()))
+    ids = torch.randint(0, 61, (2, 9), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(restored(ids), saved(ids))
+    with pytest.raises(SystemExit, match="hidden_size is 32, the flags give 64"):
+        _checkpoint_state(tmp_path, _config(hidden_size=64, num_heads=16))
+
+    first = {"stage": 1, "tokens_seen": 100, "steps_run": 2}
+    (tmp_path / "training.json").write_text(json.dumps({"training": first}))
+    args = lambda stage: argparse.Namespace(init_from=tmp_path, stage=stage)  # noqa: E731
+    assert previous_stages(args(2)) == [first]
+    with pytest.raises(SystemExit, match="has 1 stage"):
+        previous_stages(args(3))
+    assert previous_stages(argparse.Namespace(init_from=None, stage=1)) == []
+
+
+def test_shards_load_from_a_first_shard_number(tmp_path):
+    """A later stage's teacher numbers its shards from --first-shard; loading takes them by number."""
+    from hwsim.quality.teacher import load_shards
+
+    for number in (3, 4, 5, 9):
+        np.savez(tmp_path / f"train-{number:05d}.npz", tokens=np.full((2, 3), number))
+    assert load_shards(tmp_path, "train", 2, first=4)["tokens"][:, 0].tolist() == [4, 4, 5, 5]
+    assert load_shards(tmp_path, "train")["tokens"][::2, 0].tolist() == [3, 4, 5, 9]
+    assert load_shards(tmp_path, "validation") == {}
+
+
+def test_the_catalog_command_chains_every_training_stage(tmp_path):
+    """Two stages: the catalog sums their tokens and its command reruns both, the second from the first's
+    checkpoint with its own window offsets, then the evaluation."""
+    from hwsim.quality.catalog import distilled_entry
+
+    common = dict(pretrain_steps=1, distill_windows=32, distilled_windows=32, plain_share=0.25, alpha=0.8, batch=4, layers=4, d_model=256,
+                  d_state=128, headdim=64, window_tokens=512, threads=1, train_wall_s=1.0, total_wall_s=2.0,
+                  torch_version="x")
+    one = dict(common, stage=1, steps=10, steps_run=10, tokens_seen=20480, lr=3e-3, seed=0)
+    two = dict(common, stage=2, steps=8, steps_run=6, tokens_seen=12288, lr=1e-3, seed=1, warmup=4,
+               first_window=32, tail_offset=60)
+    record = {"name": "m", "architecture": "mamba2", "params": 1, "config": {}, "checkpoint_dtype": "float16",
+              "tokenizer": "t", "teacher": {}, "training": two, "stages": [one, two], "data": {},
+              "validation": {"split": "v"}}
+    training = distilled_entry(tmp_path, record)["training"]
+    assert training["tokens_seen"] == 20480 + 12288 and training["steps"] == 16
+    parts = training["command"].split(" && ")
+    assert [p.split()[2] for p in parts] == ["hwsim.quality.teacher", "hwsim.quality.distill"] * 2 + [
+        "hwsim.quality.distill"]
+    assert "--first-shard 2" in parts[2] and "--first-shard" not in parts[0]
+    assert "--stage 2 --init-from workloads/models/m" in parts[3] and "--stop-at-step 6" in parts[3]
+    assert "--first-window 32 --tail-offset 60" in parts[3] and "--stage" not in parts[1]
+    assert parts[4].endswith("--evaluate")

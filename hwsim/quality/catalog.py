@@ -15,17 +15,31 @@ import yaml
 from hwsim.files import write_text_atomic
 from hwsim.quality.model import MODELS_DIR
 
+#: `hwsim.quality.teacher`'s default shard size (windows), which the chained command relies on.
+TEACHER_WINDOWS_PER_SHARD = 16
 
-def distilled_entry(directory: Path, record: dict) -> dict:
-    """A model distilled from the traces' teacher (`hwsim.quality.distill`)."""
-    training = record["training"]
-    size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+
+def stage_command(name: str, training: dict) -> str:
+    """The distill command of one training stage, from the arguments its training.json kept."""
     flags = ("steps", "pretrain_steps", "distill_windows", "plain_share", "alpha", "batch", "layers", "d_model",
              "d_state", "headdim", "lr", "seed")
-    command = ("python -m hwsim.quality.teacher --out TEACHER_DIR && "  # its default 64 validation windows per domain
-               f"python -m hwsim.quality.distill --out workloads/models/{record['name']} --teacher-dir TEACHER_DIR "
-               + " ".join(f"--{k.replace('_', '-')} {training[k]}" for k in flags)
-               + (f" --stop-at-step {training['steps_run']}" if training["steps_run"] < training["steps"] else "")
+    stage = int(training.get("stage", 1))
+    later = ("warmup", "first_window", "tail_offset") if stage > 1 else ()
+    return (f"python -m hwsim.quality.distill --out workloads/models/{name} --teacher-dir TEACHER_DIR "
+            + " ".join(f"--{k.replace('_', '-')} {training[k]}" for k in (*flags, *later))
+            + (f" --stage {stage} --init-from workloads/models/{name}" if stage > 1 else "")
+            + (f" --stop-at-step {training['steps_run']}" if training["steps_run"] < training["steps"] else ""))
+
+
+def distilled_entry(directory: Path, record: dict) -> dict:
+    """A model distilled from the traces' teacher (`hwsim.quality.distill`), over one or more stages."""
+    training = record["training"]
+    stages = record.get("stages", [training])
+    size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+    teacher = ["python -m hwsim.quality.teacher --out TEACHER_DIR"  # default: 64 validation windows per domain
+               + (f" --first-shard {s['first_window'] // TEACHER_WINDOWS_PER_SHARD}" if s.get("first_window") else "")
+               for s in stages]
+    command = (" && ".join(f"{t} && {stage_command(record['name'], s)}" for t, s in zip(teacher, stages))
                + f" && python -m hwsim.quality.distill --out workloads/models/{record['name']} --evaluate")
     round3 = lambda d: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}  # noqa: E731
     out = {
@@ -34,11 +48,19 @@ def distilled_entry(directory: Path, record: dict) -> dict:
         "tokenizer": record["tokenizer"],
         "teacher": {k: record["teacher"].get(k) for k in ("model_package", "model_package_version", "model_file",
                                                           "model_file_sha256", "model_architecture")},
-        "training": {"tokens_seen": training["tokens_seen"], "steps": training["steps_run"],
-                     "planned_steps": training["steps"], "distilled_windows": training["distilled_windows"],
-                     "window_tokens": training["window_tokens"], "train_wall_s": training["train_wall_s"],
-                     "total_wall_s": training["total_wall_s"], "torch_threads": training["threads"],
-                     "seed": training["seed"], "command": command},
+        "training": {"tokens_seen": sum(s["tokens_seen"] for s in stages),
+                     "steps": sum(s["steps_run"] for s in stages),
+                     "distilled_windows": sum(s["distilled_windows"] for s in stages),
+                     "window_tokens": training["window_tokens"],
+                     "train_wall_s": round(sum(s["train_wall_s"] for s in stages), 1),
+                     "total_wall_s": round(sum(s["total_wall_s"] for s in stages), 1),
+                     "torch_threads": training["threads"], "command": command,
+                     "stages": [{"stage": int(s.get("stage", 1)), "tokens_seen": s["tokens_seen"],
+                                 "steps": s["steps_run"], "planned_steps": s["steps"],
+                                 "distilled_windows": s["distilled_windows"],
+                                 "first_distilled_window": s.get("first_window", 0), "lr": s["lr"],
+                                 "seed": s["seed"], "train_wall_s": s["train_wall_s"],
+                                 "torch_version": s.get("torch_version")} for s in stages]},
         "data": {k: v for k, v in record["data"].items()},
         "validation": {"split": record["validation"]["split"],
                        **{d: round3(v) for d, v in record["validation"].items() if isinstance(v, dict)}},

@@ -14,6 +14,12 @@ The batches depend only on the seed, the step and these arguments, so the comman
 run. Matmuls run in bfloat16 (autocast; the CPU's AMX units), the scan and the losses in float32.
 
     python -m hwsim.quality.distill --out workloads/models/mamba2-smol-15m --teacher-dir ~/.cache/hwsim/teacher
+
+Training spreads over machines whose caches do not survive by **stages**: `--stage 2 --init-from DIR`
+starts from a saved checkpoint (fresh optimizer, its own warm-up and schedule), distils the windows
+from `--first-window` on (scored by `teacher --first-shard`), and reads plain windows from
+`--tail-offset` on, so no window is distilled twice; `training.json` keeps every stage's arguments,
+and the catalog's command chains them.
 """
 
 from __future__ import annotations
@@ -137,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    parser.add_argument("--stage", type=int, default=1, help="training stage (2 on: continues --init-from)")
+    parser.add_argument("--init-from", type=Path, default=None, help="checkpoint folder the stage starts from")
+    parser.add_argument("--first-window", type=int, default=0, help="first distilled window of the order")
+    parser.add_argument("--tail-offset", type=int, default=0, help="plain windows earlier stages read")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.evaluate:
@@ -146,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.teacher_dir is None:
         parser.error("--teacher-dir is required for training")
+    if (args.stage > 1) != (args.init_from is not None):
+        parser.error("--init-from is required from --stage 2 on, and only there")
+    if args.init_from is not None and not (args.init_from / "training.json").is_file():
+        parser.error(f"--init-from {args.init_from}: no training.json (not a checkpoint of this script)")
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "train_log.txt", "a", buffering=1) as log:
         return _train(args, log)
@@ -163,16 +177,22 @@ def _train(args, log) -> int:
     window = int(manifest["window"])
     streams = domain_streams(documents(args.texts), tokenizer, "train")
     order = window_order(streams, window, manifest["prose_share"], manifest["seed"])
-    tail = order[args.distill_windows:][::-1]  # read from the end: the teacher reaches it last
+    first, end = args.first_window, args.first_window + args.distill_windows
+    if first % manifest["windows_per_shard"]:
+        raise SystemExit(f"--first-window {first}: not a multiple of {manifest['windows_per_shard']} windows per shard")
+    tail = (order[:first] + order[end:])[::-1]  # read from the end: the teacher reaches it last
     config = build_config(args, len(tokenizer), eos)
     model = SsdMamba2LM(config)
     init_like_transformers(model, args.seed)
+    earlier = previous_stages(args)
+    if args.init_from is not None:
+        model.load_state_dict(_checkpoint_state(args.init_from, config))
     no_decay = [p for n, p in model.named_parameters() if n.endswith(("A_log", "D", "dt_bias", "norm.weight",
                                                                         "norm_f.weight", "bias"))]
     decay = [p for p in model.parameters() if all(p is not q for q in no_decay)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
-    state_path = args.out / "state.pt"
+    state_path = args.out / ("state.pt" if args.stage == 1 else f"state-stage{args.stage}.pt")
     step, history, train_seconds = 0, [], 0.0
     if state_path.is_file():
         state = torch.load(state_path, weights_only=False)
@@ -182,7 +202,7 @@ def _train(args, log) -> int:
         print(f"resumed at step {step}", file=log)
 
     def tail_window(index: int) -> np.ndarray:
-        domain, start = tail[index % len(tail)]
+        domain, start = tail[(args.tail_offset + index) % len(tail)]
         return streams[domain][start:start + window + 1]
 
     distill = None
@@ -199,7 +219,7 @@ def _train(args, log) -> int:
             teacher_rows = None
         else:
             if distill is None:
-                distill = _wait_for_shards(args, window, log)
+                distill = _wait_for_shards(args, log)
             plain = rng.random(args.batch) < args.plain_share
             picks = rng.integers(0, len(distill["tokens"]), args.batch)
             tokens = np.stack([tail_window(args.pretrain_steps * args.batch + step * args.batch + j) if p
@@ -254,11 +274,13 @@ def _train(args, log) -> int:
         "checkpoint_dtype": args.dtype,
         "tokenizer": "SmolLM2-135M-Instruct's (from the teacher's GGUF file), 49152 tokens",
         "teacher": manifest["teacher"],
-        "training": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                     "steps_run": step, "tokens_seen": step * args.batch * window,
-                     "distilled_windows": args.distill_windows, "window_tokens": window,
-                     "train_wall_s": round(train_seconds, 1), "total_wall_s": round(time.time() - started, 1),
-                     "torch_version": torch.__version__},
+        "training": (stage := {
+            **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "steps_run": step, "tokens_seen": step * args.batch * window,
+            "distilled_windows": args.distill_windows, "window_tokens": window,
+            "train_wall_s": round(train_seconds, 1), "total_wall_s": round(time.time() - started, 1),
+            "torch_version": torch.__version__}),
+        "stages": [*earlier, stage],
         "data": manifest["corpus"],
         "validation": {"split": "validation documents (sha256 rule in hwsim.quality.corpus), scored by the "
                                 "teacher", **final},
@@ -313,14 +335,40 @@ def _lr(args, step: int) -> float:
     return args.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _wait_for_shards(args, window: int, log) -> dict:
-    """The first `--distill-windows` scored windows; waits (polling) while the teacher is behind."""
+def previous_stages(args) -> list[dict]:
+    """The training arguments of the stages before this one, from `--init-from`'s training.json."""
+    if args.init_from is None:
+        return []
+    record = json.loads((args.init_from / "training.json").read_text())
+    stages = record.get("stages", [record["training"]])[:args.stage - 1]
+    if len(stages) != args.stage - 1:
+        raise SystemExit(f"--init-from {args.init_from}: has {len(stages)} stage(s), --stage {args.stage} "
+                         f"needs {args.stage - 1}")
+    return stages
+
+
+def _checkpoint_state(directory: Path, config) -> dict:
+    """A saved checkpoint's parameters in float32, checked to have the geometry the flags give."""
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+    for key in ("vocab_size", "hidden_size", "state_size", "num_hidden_layers", "head_dim", "num_heads"):
+        if getattr(hf.config, key) != getattr(config, key):
+            raise SystemExit(f"--init-from {directory}: {key} is {getattr(hf.config, key)}, the flags give "
+                             f"{getattr(config, key)}")
+    return hf.state_dict()
+
+
+def _wait_for_shards(args, log) -> dict:
+    """`--distill-windows` scored windows from `--first-window` on; waits (polling) while the teacher is behind."""
     per_shard = json.loads((args.teacher_dir / "manifest.json").read_text())["windows_per_shard"]
-    needed = math.ceil(args.distill_windows / per_shard)
-    while len(sorted(args.teacher_dir.glob("train-*.npz"))) < needed:
-        print(f"waiting for {needed} teacher shards", file=log)
+    first, needed = args.first_window // per_shard, math.ceil(args.distill_windows / per_shard)
+    present = lambda: [p for p in args.teacher_dir.glob("train-*.npz")  # noqa: E731
+                       if first <= int(p.stem.rsplit("-", 1)[1]) < first + needed]
+    while len(present()) < needed:
+        print(f"waiting for {needed} teacher shards from shard {first}", file=log)
         time.sleep(60)
-    shards = load_shards(args.teacher_dir, "train", needed)
+    shards = load_shards(args.teacher_dir, "train", needed, first=first)
     return {name: value[:args.distill_windows] for name, value in shards.items()}
 
 

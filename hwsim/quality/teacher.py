@@ -13,6 +13,10 @@ positions the teacher's top-k token ids (uint16) and log-probabilities (float16)
 remaining probability mass (float16) and the entropy in bits (float32).
 
     python -m hwsim.quality.teacher --out ~/.cache/hwsim/teacher --minutes 90
+
+`--first-shard N` starts the train split at shard N (windows from N x windows-per-shard on, in the
+same order): a later training stage, on a machine whose cache lost the first shards, scores windows
+no earlier stage distilled.
 """
 
 from __future__ import annotations
@@ -93,9 +97,9 @@ def _save(path: Path, arrays: dict) -> None:
     write_atomic(path, write)
 
 
-def load_shards(directory: Path, split: str, limit: int | None = None) -> dict[str, np.ndarray]:
-    """The split's shards in order (the first `limit`), concatenated along windows."""
-    paths = sorted(directory.glob(f"{split}-*.npz"))[:limit]
+def load_shards(directory: Path, split: str, limit: int | None = None, first: int = 0) -> dict[str, np.ndarray]:
+    """The split's shards in order (`limit` of them from shard number `first`), concatenated along windows."""
+    paths = [p for p in sorted(directory.glob(f"{split}-*.npz")) if int(p.stem.rsplit("-", 1)[1]) >= first][:limit]
     if not paths:
         return {}
     parts = []
@@ -118,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long (resume later)")
     parser.add_argument("--max-shards", type=int, default=None, help="train shards to stop at")
+    parser.add_argument("--first-shard", type=int, default=0, help="train shard to start at")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     done_tokens = 0
     for split, (streams, order) in plan.items():
         n_shards = math.ceil(len(order) / args.windows_per_shard)
-        for shard in range(n_shards):
+        for shard in range(args.first_shard if split == "train" else 0, n_shards):
             if split == "train" and args.max_shards is not None and shard >= args.max_shards:
                 break
             path = args.out / f"{split}-{shard:05d}.npz"
