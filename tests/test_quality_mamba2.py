@@ -283,9 +283,9 @@ def test_the_catalog_command_chains_every_training_stage(tmp_path):
     checkpoint with its own window offsets, then the evaluation."""
     from hwsim.quality.catalog import distilled_entry
 
-    common = dict(pretrain_steps=1, distill_windows=32, distilled_windows=32, plain_share=0.25, alpha=0.8, batch=4, layers=4, d_model=256,
-                  d_state=128, headdim=64, window_tokens=512, threads=1, train_wall_s=1.0, total_wall_s=2.0,
-                  torch_version="x")
+    common = dict(pretrain_steps=1, distill_windows=32, distilled_windows=32, plain_share=0.25, alpha=0.8,
+                  batch=4, layers=4, d_model=256, d_state=128, headdim=64, window_tokens=512, threads=1,
+                  train_wall_s=1.0, total_wall_s=2.0, torch_version="x")
     one = dict(common, stage=1, steps=10, steps_run=10, tokens_seen=20480, lr=3e-3, seed=0)
     two = dict(common, stage=2, steps=8, steps_run=6, tokens_seen=12288, lr=1e-3, seed=1, warmup=4,
                first_window=32, tail_offset=60)

@@ -36,9 +36,10 @@ def distilled_entry(directory: Path, record: dict) -> dict:
     training = record["training"]
     stages = record.get("stages", [training])
     size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
-    teacher = ["python -m hwsim.quality.teacher --out TEACHER_DIR"  # default: 64 validation windows per domain
-               + (f" --first-shard {s['first_window'] // TEACHER_WINDOWS_PER_SHARD}" if s.get("first_window") else "")
-               for s in stages]
+    teacher = [  # the teacher's defaults: 64 validation windows per domain, 16 windows per shard
+        "python -m hwsim.quality.teacher --out TEACHER_DIR"
+        + (f" --first-shard {s['first_window'] // TEACHER_WINDOWS_PER_SHARD}" if s.get("first_window") else "")
+        for s in stages]
     command = (" && ".join(f"{t} && {stage_command(record['name'], s)}" for t, s in zip(teacher, stages))
                + f" && python -m hwsim.quality.distill --out workloads/models/{record['name']} --evaluate")
     round3 = lambda d: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}  # noqa: E731

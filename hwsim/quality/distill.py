@@ -11,7 +11,8 @@ from it with the same command):
    (plus the remaining mass as one bucket) with the true token's cross-entropy, and a share
    `--plain-share` of windows from the unscored tail with cross-entropy alone.
 The batches depend only on the seed, the step and these arguments, so the command reproduces the
-run. Matmuls run in bfloat16 (autocast; the CPU's AMX units), the scan and the losses in float32.
+run. Matmuls run in bfloat16 (autocast: AMX or AVX512-BF16 where the CPU has them), the scan and the
+losses in float32.
 
     python -m hwsim.quality.distill --out workloads/models/mamba2-smol-15m --teacher-dir ~/.cache/hwsim/teacher
 
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dtype", choices=["float16", "float32"], default="float16")
     parser.add_argument("--stage", type=int, default=1, help="training stage (2 on: continues --init-from)")
-    parser.add_argument("--init-from", type=Path, default=None, help="checkpoint folder the stage starts from")
+    parser.add_argument("--init-from", type=Path, default=None, help="checkpoint the stage starts from")
     parser.add_argument("--first-window", type=int, default=0, help="first distilled window of the order")
     parser.add_argument("--tail-offset", type=int, default=0, help="plain windows earlier stages read")
     args = parser.parse_args(argv)
@@ -179,7 +180,8 @@ def _train(args, log) -> int:
     order = window_order(streams, window, manifest["prose_share"], manifest["seed"])
     first, end = args.first_window, args.first_window + args.distill_windows
     if first % manifest["windows_per_shard"]:
-        raise SystemExit(f"--first-window {first}: not a multiple of {manifest['windows_per_shard']} windows per shard")
+        raise SystemExit(f"--first-window {first}: not a multiple of the teacher's "
+                         f"{manifest['windows_per_shard']} windows per shard")
     tail = (order[:first] + order[end:])[::-1]  # read from the end: the teacher reaches it last
     config = build_config(args, len(tokenizer), eos)
     model = SsdMamba2LM(config)
@@ -360,7 +362,8 @@ def _checkpoint_state(directory: Path, config) -> dict:
 
 
 def _wait_for_shards(args, log) -> dict:
-    """`--distill-windows` scored windows from `--first-window` on; waits (polling) while the teacher is behind."""
+    """`--distill-windows` scored windows from `--first-window` on; waits (polling) while the teacher is
+    behind."""
     per_shard = json.loads((args.teacher_dir / "manifest.json").read_text())["windows_per_shard"]
     first, needed = args.first_window // per_shard, math.ceil(args.distill_windows / per_shard)
     present = lambda: [p for p in args.teacher_dir.glob("train-*.npz")  # noqa: E731

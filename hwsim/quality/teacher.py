@@ -97,9 +97,11 @@ def _save(path: Path, arrays: dict) -> None:
     write_atomic(path, write)
 
 
-def load_shards(directory: Path, split: str, limit: int | None = None, first: int = 0) -> dict[str, np.ndarray]:
+def load_shards(directory: Path, split: str, limit: int | None = None,
+                first: int = 0) -> dict[str, np.ndarray]:
     """The split's shards in order (`limit` of them from shard number `first`), concatenated along windows."""
-    paths = [p for p in sorted(directory.glob(f"{split}-*.npz")) if int(p.stem.rsplit("-", 1)[1]) >= first][:limit]
+    numbered = sorted(directory.glob(f"{split}-*.npz"))
+    paths = [p for p in numbered if int(p.stem.rsplit("-", 1)[1]) >= first][:limit]
     if not paths:
         return {}
     parts = []
