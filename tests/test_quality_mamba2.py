@@ -297,7 +297,7 @@ def test_the_catalog_command_chains_every_training_stage(tmp_path):
     parts = training["command"].split(" && ")
     assert [p.split()[2] for p in parts] == ["hwsim.quality.teacher", "hwsim.quality.distill"] * 2 + [
         "hwsim.quality.distill"]
-    assert "--first-shard 2" in parts[2] and "--first-shard" not in parts[0]
+    assert "--first-shard 2 --max-shards 4" in parts[2] and parts[0].endswith("TEACHER_DIR --max-shards 2")
     assert "--stage 2 --init-from workloads/models/m" in parts[3] and "--stop-at-step 6" in parts[3]
     assert "--first-window 32 --tail-offset 60" in parts[3] and "--stage" not in parts[1]
     assert parts[4].endswith("--evaluate")
