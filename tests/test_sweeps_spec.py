@@ -160,3 +160,16 @@ def test_also_appends_further_sweeps_after_the_main_product():
         {"workload.batch_size": 2, "workload.steps": 8}, {"workload.batch_size": 4, "workload.steps": 8}, {},
         {"workload.seed": 0, "workload.steps": 4}, {"workload.seed": 1, "workload.steps": 4}]
     assert spec.swept_keys() == ["workload.batch_size", "workload.steps", "workload.seed"]
+
+
+def test_the_mamba2_quality_sweep_measures_the_default_point_on_the_mamba2_student():
+    """configs/sweeps/quality-mamba2.yaml: the default experiment's model at 4 thresholds x 2 widths, quality
+    on the student that shares the traces' tokenizer (so the trace gate is exact), every point measured."""
+    from hwsim.sweeps.spec import SWEEPS_DIR
+
+    spec, file = load_sweep(SWEEPS_DIR / "quality-mamba2.yaml")
+    points = expand(spec, file)
+    assert len(points) == 8 and {p.experiment.model.name for p in points} == {"mamba2-2.7b"}
+    assert {(p.experiment.policy.low_bits, p.experiment.policy.threshold_bits) for p in points} == {
+        (b, t) for b in (4, 8) for t in (1.0, 2.0, 3.0, 4.0)}
+    assert spec.quality and spec.quality_options.model == "mamba2-smol-14m" and not spec.quality_options.only
