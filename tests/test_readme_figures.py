@@ -34,4 +34,31 @@ def test_readme_verdict_is_the_default_sweeps(tmp_path):
 
     spec, file = load_sweep()
     run_sweep(spec, file, tmp_path, progress=False, report=False)
-    assert _block("verdict").strip() == markdown(tmp_path).strip()
+    quoted, fresh = _block("verdict").strip().splitlines(), markdown(tmp_path).strip().splitlines()
+    assert len(quoted) == len(fresh)
+    for old, new in zip(quoted, fresh):
+        if not old.startswith(QUALITY_LINES):  # traffic, time, energy: bit for bit
+            assert old == new
+            continue
+        # Quality lines: torch's CPU kernels differ in the last bits from one CPU to another (AVX-512 on
+        # AMD vs Intel), and self-gating feeds the model's own entropy back into the gate, so a step near
+        # the threshold can flip and move the share, the KL and the better/worse counts a little. Same
+        # words, numbers within what that moves (measured: KL 0.0248 vs 0.0251, share 30% vs 31%, 91 vs
+        # 85 "better" points of 152, between an Intel and an AMD machine).
+        assert re.sub(NUMBER, "#", old) == re.sub(NUMBER, "#", new)
+        for a, b in zip(re.findall(NUMBER, old), re.findall(NUMBER, new)):
+            assert abs(float(a) - float(b)) <= _spread(a), (a, b, old, new)
+
+
+def _spread(quoted: str) -> float:
+    """How far a quoted quality figure may move between CPUs: KL 5%, a perplexity change 0.5 points,
+    a share 2 points, a count of points 10 (of 152)."""
+    value = abs(float(quoted))
+    if "." in quoted:
+        return 0.05 * value if value < 0.2 else 0.5
+    return 10.0 if value > 40 else 2.0
+
+
+#: Verdict lines measured on the quality model (torch), compared within the CPU-to-CPU spread.
+QUALITY_LINES = ("- Quality cost", "- Gated instead", "- Entropy vs random")
+NUMBER = r"[-+]?\d+(?:\.\d+)?"
