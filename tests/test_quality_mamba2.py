@@ -269,13 +269,14 @@ def test_a_later_stage_starts_from_the_saved_checkpoint_and_refuses_another_geom
 
 def test_shards_load_from_a_first_shard_number(tmp_path):
     """A later stage's teacher numbers its shards from --first-shard; loading takes them by number."""
-    from hwsim.quality.teacher import load_shards
+    from hwsim.quality.teacher import load_shards, shard_number, shard_paths
 
     for number in (3, 4, 5, 9):
         np.savez(tmp_path / f"train-{number:05d}.npz", tokens=np.full((2, 3), number))
     assert load_shards(tmp_path, "train", 2, first=4)["tokens"][:, 0].tolist() == [4, 4, 5, 5]
     assert load_shards(tmp_path, "train")["tokens"][::2, 0].tolist() == [3, 4, 5, 9]
     assert load_shards(tmp_path, "validation") == {}
+    assert [shard_number(p) for p in shard_paths(tmp_path, "train", 3, first=4)] == [4, 5, 9]  # the gap shows
 
 
 def test_the_catalog_command_chains_every_training_stage(tmp_path):

@@ -14,9 +14,7 @@ import yaml
 
 from hwsim.files import write_text_atomic
 from hwsim.quality.model import MODELS_DIR
-
-#: `hwsim.quality.teacher`'s default shard size (windows), which the chained command relies on.
-TEACHER_WINDOWS_PER_SHARD = 16
+from hwsim.quality.teacher import WINDOWS_PER_SHARD
 
 
 def stage_command(name: str, training: dict) -> str:
@@ -36,11 +34,11 @@ def distilled_entry(directory: Path, record: dict) -> dict:
     training = record["training"]
     stages = record.get("stages", [training])
     size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
-    teacher = [  # the teacher's defaults: 64 validation windows per domain, 16 windows per shard; only the
+    teacher = [  # the teacher's defaults (64 validation windows per domain, WINDOWS_PER_SHARD); only the
         # shards the stage distils (scoring the whole corpus would take hours)
         "python -m hwsim.quality.teacher --out TEACHER_DIR"
-        + (f" --first-shard {s['first_window'] // TEACHER_WINDOWS_PER_SHARD}" if s.get("first_window") else "")
-        + f" --max-shards {-(-(s.get('first_window', 0) + s['distill_windows']) // TEACHER_WINDOWS_PER_SHARD)}"
+        + (f" --first-shard {s['first_window'] // WINDOWS_PER_SHARD}" if s.get("first_window") else "")
+        + f" --max-shards {-(-(s.get('first_window', 0) + s['distill_windows']) // WINDOWS_PER_SHARD)}"
         for s in stages]
     command = (" && ".join(f"{t} && {stage_command(record['name'], s)}" for t, s in zip(teacher, stages))
                + f" && python -m hwsim.quality.distill --out workloads/models/{record['name']} --evaluate")

@@ -38,7 +38,8 @@ import torch.nn.functional as F
 
 from hwsim.files import write_atomic, write_text_atomic
 from hwsim.paths import WORKLOADS_DIR
-from hwsim.quality.teacher import TEACHER, TEACHER_GGUF, domain_streams, load_shards, window_order
+from hwsim.quality.teacher import (TEACHER, TEACHER_GGUF, domain_streams, load_shards, shard_number, shard_paths,
+                                   window_order)
 
 LN2 = math.log(2.0)
 
@@ -366,9 +367,12 @@ def _wait_for_shards(args, log) -> dict:
     behind."""
     per_shard = json.loads((args.teacher_dir / "manifest.json").read_text())["windows_per_shard"]
     first, needed = args.first_window // per_shard, math.ceil(args.distill_windows / per_shard)
-    present = lambda: [p for p in args.teacher_dir.glob("train-*.npz")  # noqa: E731
-                       if first <= int(p.stem.rsplit("-", 1)[1]) < first + needed]
-    while len(present()) < needed:
+
+    def complete() -> bool:  # consecutive: a gap would let a later shard stand in for a missing one
+        paths = shard_paths(args.teacher_dir, "train", needed, first)
+        return len(paths) == needed and shard_number(paths[-1]) == first + needed - 1
+
+    while not complete():
         print(f"waiting for {needed} teacher shards from shard {first}", file=log)
         time.sleep(60)
     shards = load_shards(args.teacher_dir, "train", needed, first=first)

