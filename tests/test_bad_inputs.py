@@ -29,6 +29,7 @@ BAD_OVERRIDES = [
     ("workload.batch_size=true", "batch_size", "boolean"), ("workload.batch_size=0", "batch_size"),
     ("workload.batch_size=-3", "batch_size"), ("workload.batch_size=abc", "batch_size"),
     ("workload.batch_size=1.5", "batch_size"), ("workload.batch_size=99999999", "batch_size"),
+    ("hardware.dma.queue_depth=1894510", "queue_depth"),
     ("workload.steps=0", "steps"), ("workload.steps=3e9", "steps"), ("workload.steps=1e400", "steps"),
     ("workload.steps=1.0e+400", "steps", "finite"), ("workload.steps=3000000000", "steps"),
     ("workload.steps=100000000", "steps x batch_size"), ("workload.steps=.nan", "steps"),

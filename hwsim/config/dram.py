@@ -9,6 +9,12 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_
 from hwsim.records import Frozen
 
 
+#: Largest controller queue (entries per channel) a configuration may ask for: real controllers hold tens
+#: to a few hundred (estimate; DRAMsim3's stock configs queue 32 transactions, hwsim's presets 64-128).
+#: The detailed level keeps a completion time per entry per channel and calibration replica, so a depth of
+#: millions would ask for tens of GB: beyond this bound it is a typo, not a design.
+MAX_QUEUE_DEPTH = 4096
+
 class DramOrganisation(Frozen):
     channels: PositiveInt
     pseudo_channels_per_channel: PositiveInt = 1
@@ -94,7 +100,7 @@ class DramCalibration(Frozen):
 
     key: str = Field(pattern="^[0-9a-f]{64}$")
     source: str = Field(min_length=3)
-    queue_depth: PositiveInt
+    queue_depth: PositiveInt = Field(le=MAX_QUEUE_DEPTH)
     mapping: str = Field(min_length=2)
     refresh_factor: PositiveFloat
     busiest_accesses: tuple[PositiveInt, ...] = Field(min_length=2)

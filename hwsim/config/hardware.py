@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
-from hwsim.config.dram import DramCalibration, DramPreset
+from hwsim.config.dram import MAX_QUEUE_DEPTH, DramCalibration, DramPreset
 from hwsim.config.execution import Dataflow, Execution
 from hwsim.records import Frozen
 
@@ -98,7 +98,7 @@ class Compute(Frozen):
 class Dma(Frozen):
     engines: PositiveInt
     bandwidth_GBps_per_engine: PositiveFloat
-    queue_depth: PositiveInt
+    queue_depth: PositiveInt = Field(le=MAX_QUEUE_DEPTH, description="DRAM controller entries per channel")
     weight_tile_bytes: PositiveInt = Field(description="size of one double-buffered weight tile")
     source: str = Field(min_length=3)
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from hwsim.cache import add_cache_argument
+from hwsim.config.dram import MAX_QUEUE_DEPTH
 from hwsim.errors import HwsimInputError
 
 
@@ -52,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 #: Bounds of the count and size options (beyond them a typo, not a design): flag -> (low, high).
-LIMITS = {"--stacks": (1, 64), "--queue-depth": (1, 1 << 16), "--interleave-bytes": (1, 1 << 30),
+LIMITS = {"--stacks": (1, 64), "--queue-depth": (1, MAX_QUEUE_DEPTH), "--interleave-bytes": (1, 1 << 30),
           "--steps": (1, 1 << 30)}
 
 
