@@ -17,6 +17,7 @@ import torch
 
 from hwsim.policies import StatePlan
 from hwsim.policies.kinds import SpeculativePolicy, StaticPolicy, ThresholdPolicy
+from hwsim.quality.mamba2_step import decode_step
 from hwsim.quality.model import LoadedModel, layer_states
 from hwsim.quality.quantise import StateFormat, relative_error, store
 
@@ -92,6 +93,9 @@ class RunResult:
 
 
 def _step(loaded: LoadedModel, ids: torch.Tensor, cache):
+    """Log-probabilities [batch, vocab] after one token; the first step builds transformers' cache."""
+    if cache is not None and loaded.model.config.model_type == "mamba2":
+        return torch.log_softmax(decode_step(loaded.model, ids, cache), dim=-1), cache  # same bits, fewer passes
     out = loaded.model(ids[:, None], cache=cache, use_cache=True)
     return torch.log_softmax(out.logits[:, -1].float(), dim=-1), out.cache
 
@@ -164,6 +168,7 @@ def gated_run(loaded: LoadedModel, tokens: np.ndarray, reference: Reference, gat
     write = np.empty((n_rows, steps), dtype=np.int16)
     chosen = np.empty((n_rows, steps - 1))
     rel = np.zeros((n_rows, len(snap_index)))
+    ref_top1 = torch.from_numpy(reference.logprobs.argmax(-1))  # [streams, steps]
     started, cache = time.perf_counter(), None
     for t in range(steps):
         lp_all, cache = _step(loaded, ids[:, t], cache)
@@ -182,9 +187,10 @@ def gated_run(loaded: LoadedModel, tokens: np.ndarray, reference: Reference, gat
                     state[shadow[periodic]] = state[main[periodic]]  # checkpoint before the low store
                     keep = torch.full((len(shadow),), gates[i].policy.high_bits)
                     state[shadow] = store(state[shadow], keep, fmt, generator)
-        ref = torch.from_numpy(reference.logprobs[:, t]).repeat(len(gates), 1)  # per step: no [rows, steps, V] copy
-        kl[:, t] = ((ref.exp() * (ref - lp)).sum(-1) / LN2).clamp_min(0).numpy()
-        agree[:, t] = (lp.argmax(-1) == ref.argmax(-1)).numpy()
+        ref = torch.from_numpy(reference.logprobs[:, t])  # [streams, V], broadcast over the variants
+        by_variant = lp.view(len(gates), streams, -1)
+        kl[:, t] = ((ref.exp() * (ref - by_variant)).sum(-1) / LN2).clamp_min(0).reshape(-1).numpy()
+        agree[:, t] = (by_variant.argmax(-1) == ref_top1[:, t]).reshape(-1).numpy()
         if t + 1 < steps:
             chosen[:, t] = -lp.gather(1, ids[:n_rows, t + 1, None])[:, 0].numpy()
         write[:, t] = bits if bits.ndim == 1 else bits.reshape(n_rows, -1).max(1)
