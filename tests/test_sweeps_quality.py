@@ -62,3 +62,26 @@ def test_quality_is_measured_at_each_points_own_low_share(tmp_path):
     # a larger traffic share gives a larger measured share (up to the noise above)
     ordered = measured.sort_values("low_precision_share")
     assert ordered["quality_low_share"].iloc[-1] > ordered["quality_low_share"].iloc[0]
+
+
+def test_quality_columns_from_a_process_pool_equal_serial_ones(tmp_path):
+    """The evaluations spread over worker processes (the default run) give the very columns the serial
+    path gives, each point joined to its own policy's figures."""
+    from hwsim.sweeps.quality_columns import add_quality_columns
+
+    spec = SweepSpec(name="p", grid={"policy.threshold_bits": [1.0, 4.0]},
+                     points=[{"model": "mamba-130m", "workload.batch_size": 8, "workload.steps": 32,
+                              "workload.traces": [TRACE]}],
+                     quality=False)
+    table, _ = run_sweep(spec, None, tmp_path / "sweep", scheduler="inline", progress=False, report=False)
+    from hwsim.sweeps.spec import expand
+
+    points = expand(spec, None)
+    options = SweepSpec(quality=True, quality_options={"tokens": 24, "streams": 2, "seeds": 2}).quality_options
+    serial = add_quality_columns(table, points, options, workers=1, cache=None)  # both computed, not cached
+    pooled = add_quality_columns(table, points, options, workers=2, cache=None)
+    columns = [c for c in serial.columns if c.startswith("quality_") and c != "quality_eval_tokens_per_s"
+               and c != "quality_cached"]
+    assert len(columns) > 40
+    assert serial[columns].equals(pooled[columns])
+    assert serial["quality_kl_bits_mean"].nunique() == 2

@@ -240,7 +240,8 @@ def run_sweep(spec, sweep_file: Path | None, out: Path, *, workers: int | None =
         if spec.quality:
             from hwsim.sweeps.quality_columns import add_quality_columns
 
-            table = add_quality_columns(table, points, spec.quality_options)
+            table = add_quality_columns(table, points, spec.quality_options,
+                                        workers=1 if scheduler == "inline" else workers)
         write_results(table, out)
         if report:
             write_report(out, title=f"hwsim sweep report: {spec.name}")

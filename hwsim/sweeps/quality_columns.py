@@ -68,39 +68,82 @@ def quality_policy(point, row: pd.Series, options: QualityOptions):
     return POLICY_KINDS["percentile"](kind="percentile", target_low_share=round(target, 6), **fields)
 
 
-def add_quality_columns(table: pd.DataFrame, points: list, options: QualityOptions) -> pd.DataFrame:
-    """Join `quality_*` columns onto the rows of finished points, one evaluation per distinct policy."""
+def _evaluate(task: tuple) -> dict:
+    """One evaluation (a pool task): (policy as JSON, options as JSON, gate, cache folder or None)."""
+    from hwsim.quality import evaluate_policy
+
+    policy, options, gate, cache = task
+    options = QualityOptions.model_validate(options)
+    return evaluate_policy(policy, model_dir=options.model, tokens=options.tokens,
+                           streams=options.streams, seeds=options.seeds, gate=gate, cache_dir=cache)
+
+
+def _evaluate_all(tasks: list[tuple], workers: int) -> list[dict]:
+    """Every evaluation, in a process pool when there are several (each is one torch thread; the
+    evaluations of different policies share nothing but the on-disk cache, written atomically)."""
+    import multiprocessing
+    import os
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+
+    if workers <= 1 or len(tasks) <= 1:
+        results = []
+        for index, task in enumerate(tasks):
+            print(f"quality: evaluation {index + 1}/{len(tasks)}", file=sys.stderr)
+            results.append(_evaluate(task))
+        return results
+    from hwsim.sweeps.execute import _watch_parent
+
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=multiprocessing.get_context(method),
+                             initializer=_watch_parent, initargs=(os.getpid(),)) as pool:
+        futures = [pool.submit(_evaluate, task) for task in tasks]
+        results = []
+        for index, future in enumerate(futures):
+            results.append(future.result())
+            print(f"quality: evaluation {index + 1}/{len(tasks)} ({workers} processes)", file=sys.stderr)
+        return results
+
+
+def add_quality_columns(table: pd.DataFrame, points: list, options: QualityOptions,
+                        workers: int | None = None, cache: str | None = "user") -> pd.DataFrame:
+    """Join `quality_*` columns onto the rows of finished points, one evaluation per distinct policy
+    (and gate), spread over `workers` processes (default: all cores). `cache`: "user" = the user
+    cache folder (resolved here, so workers need not inherit the setting), a folder, or None."""
+    import os
     import sys
 
-    from hwsim.quality import evaluate_policy
+    from hwsim.cache import cache_dir
+
     from hwsim.sweeps.spec import _matches, flatten
 
     by_hash = {p.point_hash: p for p in points}
     rows = table.set_index("point_hash")
-    keys, results, chosen = {}, {}, {}
+    keys, chosen = {}, {}
     for point_hash in table.loc[table["status"] == "ok", "point_hash"]:
         point = by_hash[point_hash]
         if options.only and not _matches(point.params, flatten(point.resolved), options.only):
             continue
         chosen[point_hash] = quality_policy(point, rows.loc[point_hash], options)
-    distinct = len({json.dumps(p.model_dump(mode="json"), sort_keys=True) for p in chosen.values()})
-    if distinct:
-        print(f"quality: {distinct} distinct policies on the quality model (transformers' PyTorch path "
-              "on the CPU; cached per policy)", file=sys.stderr)
-    for point_hash, policy in chosen.items():
-        key = json.dumps(policy.model_dump(mode="json"), sort_keys=True)
-        keys[point_hash] = key
-        if key not in results:
-            print(f"quality: policy {len(results) + 1}/{distinct}: {policy.kind}", file=sys.stderr)
-            results[key] = evaluate_policy(policy, model_dir=options.model, tokens=options.tokens,
-                                           streams=options.streams, seeds=options.seeds)
-            if options.trace_gate and policy.kind != "static":
-                traced = evaluate_policy(policy, model_dir=options.model, tokens=options.tokens,
-                                         streams=options.streams, seeds=options.seeds, gate="trace")
-                results[key] |= {f"quality_trace_{name}": traced[f"quality_{name}"] for name in trace_columns(traced)}
+        keys[point_hash] = json.dumps(chosen[point_hash].model_dump(mode="json"), sort_keys=True)
+    distinct = {key: chosen[h] for h, key in keys.items()}
+    if not distinct:
+        return table
+    print(f"quality: {len(distinct)} distinct policies on the quality model (PyTorch on the CPU; cached per "
+          "policy)", file=sys.stderr)
+    option_json = options.model_dump(mode="json")
+    folder = str(cache_dir("quality")) if cache == "user" else cache
+    tasks = [(policy.model_dump(mode="json"), option_json, gate, folder) for policy in distinct.values()
+             for gate in (("self", "trace") if options.trace_gate and policy.kind != "static" else ("self",))]
+    evaluated = dict(zip([(json.dumps(t[0], sort_keys=True), t[2]) for t in tasks],
+                         _evaluate_all(tasks, max(1, workers or os.cpu_count() or 1))))
+    results = {}
+    for key in distinct:
+        results[key] = evaluated[(key, "self")]
+        traced = evaluated.get((key, "trace"))
+        if traced is not None:
+            results[key] |= {f"quality_trace_{name}": traced[f"quality_{name}"] for name in trace_columns(traced)}
     quality = pd.DataFrame([{"point_hash": h, **results[k],
                              "quality_target_low_share": getattr(chosen[h], "target_low_share", float("nan"))}
                             for h, k in keys.items()])
-    if quality.empty:
-        return table
     return table.merge(quality, on="point_hash", how="left")
