@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwsim.config import DramPreset, load_preset
 from hwsim.config.hardware import DramMemory
@@ -158,6 +160,27 @@ def test_mapping_round_trips(text):
     digits = {"Ch": 131, "Bg": 2, "Ba": 3, "Ro": 77, "Co": 29}
     ch, bank, bg, row = m.locate(np.array([m.encode(**digits)]))
     assert (ch[0], bank[0], bg[0], row[0]) == (131, 2 * 4 + 3, 2, 77)
+
+
+@settings(max_examples=60, deadline=None)
+@given(order=st.sampled_from(["RoBaBgCoCh", "ChRaBaBgRoCo", "RoCoBaBgCh"]), channels=st.integers(1, 40),
+       banks=st.integers(1, 6), addresses=st.lists(st.integers(-2**40, 2**40), min_size=1, max_size=50))
+def test_decode_is_floor_digits_of_the_address(order, channels, banks, addresses):
+    """decode's mask/shift fast path (power-of-two sizes) and in-place digits equal plain floor
+    division and modulo, field by field, for any sizes and any int64 (negative ones wrap alike)."""
+    m = AddressMapping.build(order, channels=channels, bank_groups=4, banks_per_group=banks, row_bytes=1024,
+                             access_bytes=32, interleave_bytes=256, capacity_bytes=3 * 2**30)
+    a = np.array(addresses, dtype=np.int64)
+    got = m.decode(a)
+    rest = a // m.access_bytes
+    low, rest = rest % m.block_accesses, rest // m.block_accesses
+    for name in reversed(m.order):
+        expected, rest = rest % m.sizes[name], rest // m.sizes[name]
+        if name == "Co":
+            expected = expected * m.block_accesses + low
+        assert np.array_equal(got[name], expected), name
+    ch, bank, bg, row = m.locate(a)
+    assert np.array_equal(bank, got["Bg"] * banks + got["Ba"]) and np.array_equal(row, got["Ro"])
 
 
 @pytest.mark.closed_form

@@ -116,6 +116,7 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
     tail = np.empty(n_banks, np.int64)
     waiting = np.zeros(n_banks, np.int64)
     hits = np.zeros(n_banks, np.int64)          # waiting requests that hit each bank's open row
+    group_of = np.arange(n_banks) // banks_per_group  # bank group of each bank (no division in the loops)
     for u in range(n_units):
         lo, hi = offsets[u], offsets[u + 1]
         if lo == hi:
@@ -170,6 +171,11 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
             # request's bank-ready time under tRP, tRAS, tRC, tRRD_S/L and tFAW (oldest on ties)
             best_act = np.inf
             act_bank = -1
+            # the channel-wide bounds (tRRD_L/S or the row bus after the last activate, tFAW) once per decision
+            last_act_bg = chan[u, C_LAST_ACT_BG]
+            after_same = chan[u, C_LAST_ACT] + max(t[T_RRD_L], t[T_ROW_BUS])
+            after_other = chan[u, C_LAST_ACT] + max(t[T_RRD_S], t[T_ROW_BUS])
+            faw = chan[u, C_FAW0 + int(chan[u, C_FAW_I])] + t[T_FAW]
             for b in range(n_banks):
                 if waiting[b] == 0 or hits[b] > 0:
                     continue
@@ -177,10 +183,8 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
                 act = max(now, p_adm[e], act_ready[u, b])
                 if open_row[u, b] >= 0:  # precharge from when the request is known and tRAS allows
                     act = max(act, max(p_adm[e], pre_ready[u, b]) + t[T_RP])
-                g = b // banks_per_group
-                same = chan[u, C_LAST_ACT_BG] == g
-                act = max(act, chan[u, C_LAST_ACT] + max(t[T_RRD_L] if same else t[T_RRD_S], t[T_ROW_BUS]))
-                act = max(act, chan[u, C_FAW0 + int(chan[u, C_FAW_I])] + t[T_FAW])
+                act = max(act, after_same if last_act_bg == group_of[b] else after_other)
+                act = max(act, faw)
                 if act < best_act or (act == best_act and p_req[e] < p_req[head[act_bank]]):
                     best_act = act
                     act_bank = b
@@ -188,22 +192,27 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
             # candidates; the one that can issue first wins, the oldest on ties
             best = -1
             best_col = np.inf
+            last_col_bg = chan[u, C_LAST_COL_BG]
+            col_same = chan[u, C_LAST_COL] + max(t[T_CCD_L], t[T_COL_BUS])
+            col_other = chan[u, C_LAST_COL] + max(t[T_CCD_S], t[T_COL_BUS])
+            after_read = chan[u, C_LAST_READ_COL] + t[T_RTW]
             for b in range(n_banks):
                 if hits[b] == 0:
                     continue
-                g = b // banks_per_group
+                g = group_of[b]
                 base = max(now, row_ready[u, b])
-                base = max(base, chan[u, C_LAST_COL] + max(t[T_CCD_L] if chan[u, C_LAST_COL_BG] == g else t[T_CCD_S],
-                                                            t[T_COL_BUS]))
+                base = max(base, col_same if last_col_bg == g else col_other)
                 seen_read = False
                 seen_write = False
+                found = 0  # hits seen: the walk stops at the last of the bank's hits[b]
                 e = head[b]
-                while e >= 0 and not (seen_read and seen_write):
+                while e >= 0 and found < hits[b] and not (seen_read and seen_write):
                     r = p_req[e]
                     if row[r] == open_row[u, b]:
+                        found += 1
                         if is_write[r] and not seen_write:
                             seen_write = True
-                            col = max(base, chan[u, C_LAST_READ_COL] + t[T_RTW])
+                            col = max(base, after_read)
                             if col < best_col or (col == best_col and r < p_req[best]):
                                 best_col = col
                                 best = e
@@ -238,7 +247,7 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
                 chan[u, C_FAW0 + fi] = act
                 chan[u, C_FAW_I] = (fi + 1) % 4
                 chan[u, C_LAST_ACT] = act
-                chan[u, C_LAST_ACT_BG] = b // banks_per_group
+                chan[u, C_LAST_ACT_BG] = group_of[b]
                 open_row[u, b] = row[r]
                 row_ready[u, b] = act + t[T_RCD]
                 act_ready[u, b] = act + t[T_RC]
@@ -259,7 +268,7 @@ def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, 
             e = best
             r = p_req[e]
             b = bank[r]
-            g = b // banks_per_group
+            g = group_of[b]
             if is_write[r]:
                 end = col + t[T_CWL] + t[T_BURST]
                 pre_ready[u, b] = max(pre_ready[u, b], end + t[T_WR])

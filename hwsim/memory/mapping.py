@@ -51,6 +51,19 @@ def parse_mapping(text: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
+def _take_digit(rest: np.ndarray, size: int) -> np.ndarray:
+    """rest % size, leaving rest // size in `rest` (in place: a 17 M-request trace would otherwise
+    page-fault in a new 136 MB array per operation). A power-of-two size by mask and shift, the
+    same floor results on int64 (two's complement) at a fraction of integer division's cost."""
+    if size > 0 and size & (size - 1) == 0:
+        digit = rest & (size - 1)
+        np.right_shift(rest, size.bit_length() - 1, out=rest)
+    else:
+        digit = rest % size
+        np.floor_divide(rest, size, out=rest)
+    return digit
+
+
 @dataclass(frozen=True)
 class AddressMapping:
     """Decodes byte addresses into (channel, bank, bank group, row) arrays; `encode` is its inverse."""
@@ -76,18 +89,23 @@ class AddressMapping:
 
     def decode(self, address: np.ndarray) -> dict[str, np.ndarray]:
         """Field digits of each address (row wraps modulo the capacity)."""
-        rest = np.asarray(address, dtype=np.int64) // self.access_bytes
-        low_column, rest = rest % self.block_accesses, rest // self.block_accesses
-        out = {}
+        out = self._digits(address)
+        out["Co"] = out["Co"] * self.block_accesses + out.pop("low_column")
+        return out
+
+    def _digits(self, address: np.ndarray) -> dict[str, np.ndarray]:
+        rest = np.array(address, dtype=np.int64)  # a copy: consumed in place
+        _take_digit(rest, self.access_bytes)
+        out = {"low_column": _take_digit(rest, self.block_accesses)}
         for name in reversed(self.order):
-            out[name], rest = rest % self.sizes[name], rest // self.sizes[name]
-        out["Co"] = out["Co"] * self.block_accesses + low_column
+            out[name] = _take_digit(rest, self.sizes[name])
         return out
 
     def locate(self, address: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(channel, bank index within the channel, bank group, row) of each address."""
-        f = self.decode(address)
-        bank = f["Bg"] * self.sizes["Ba"] + f["Ba"]
+        f = self._digits(address)
+        bank = f["Bg"] * self.sizes["Ba"]
+        bank += f["Ba"]
         return f["Ch"], bank, f["Bg"], f["Ro"]
 
     def encode(self, **digits: int) -> int:
