@@ -46,19 +46,23 @@ def test_readme_verdict_is_the_default_sweeps(tmp_path):
         # words, numbers within what that moves (measured: KL 0.0248 vs 0.0251, share 30% vs 31%, 91 vs
         # 85 "better" points of 152, between an Intel and an AMD machine).
         assert re.sub(NUMBER, "#", old) == re.sub(NUMBER, "#", new)
-        for a, b in zip(re.findall(NUMBER, old), re.findall(NUMBER, new)):
-            assert abs(float(a) - float(b)) <= _spread(a), (a, b, old, new)
+        for a, b in zip(re.finditer(NUMBER_IN_CONTEXT, old), re.findall(NUMBER, new)):
+            assert abs(float(a.group(1)) - float(b)) <= _spread(a.group(1), count=bool(a.group(2))), (a, b, old, new)
 
 
-def _spread(quoted: str) -> float:
+def _spread(quoted: str, *, count: bool) -> float:
     """How far a quoted quality figure may move between CPUs: KL 5%, a perplexity change 0.5 points,
-    a share 2 points, a count of points 10 (of 152)."""
+    a share 2 points, a count of points a fifth of itself or at least 7: one policy whose verdict flips
+    moves the count by the 6 points (hardware x models) measured at it (91 vs 85 of 152 measured)."""
     value = abs(float(quoted))
+    if count:
+        return max(7.0, 0.2 * value)
     if "." in quoted:
         return 0.05 * value if value < 0.2 else 0.5
-    return 10.0 if value > 40 else 2.0
+    return 2.0
 
 
 #: Verdict lines measured on the quality model (torch), compared within the CPU-to-CPU spread.
 QUALITY_LINES = ("- Quality cost", "- Gated instead", "- Entropy vs random")
 NUMBER = r"[-+]?\d+(?:\.\d+)?"
+NUMBER_IN_CONTEXT = rf"({NUMBER})( point)?"

@@ -103,7 +103,9 @@ def quality_sentences(frame: pd.DataFrame, row: pd.Series | None, quality_reques
     verdicts = frame.get("quality_entropy_vs_random")
     if verdicts is not None and verdicts.notna().any():
         counts = verdicts.value_counts()
-        shown = ", ".join(f"{v}: {n} point(s)" for v, n in counts.items())
+        order = ["better", "indistinguishable", "worse"]  # a fixed order: counts read alike from run to run
+        shown = ", ".join(f"{v}: {counts.get(v, 0)} point(s)"
+                          for v in order + sorted(set(counts.index) - set(order)))
         out.append(f"Entropy vs random gating at the same share (KL, over seeds): {shown}.")
     return out
 
