@@ -8,7 +8,8 @@ widths and scales; the measured share is reported beside it (`quality_low_share`
 (the default) the same share is also measured gated by the shipped traces' entropies for the same
 tokens (`quality_trace_*`; exact alignment when the quality model shares the traces' tokenizer). Quality depends on
 the policy and the tokens, not on the hardware, so each distinct (widths, share rounded to
-`share_step`) is evaluated once and cached on disk. Needs the [traces] extra (torch).
+`share_step`) is evaluated once (self- and trace-gated evaluations spread over a process pool) and
+cached on disk. Needs the [traces] extra (torch).
 """
 
 from __future__ import annotations
