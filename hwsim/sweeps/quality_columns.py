@@ -100,9 +100,13 @@ def _evaluate_all(tasks: list[tuple], workers: int) -> list[dict]:
                              initializer=_watch_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_evaluate, task) for task in tasks]
         results = []
-        for index, future in enumerate(futures):
-            results.append(future.result())
-            print(f"quality: evaluation {index + 1}/{len(tasks)} ({workers} processes)", file=sys.stderr)
+        try:
+            for index, future in enumerate(futures):
+                results.append(future.result())
+                print(f"quality: evaluation {index + 1}/{len(tasks)} ({workers} processes)", file=sys.stderr)
+        except BaseException:  # Ctrl-C or a failed evaluation: no queued evaluation starts after it
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
         return results
 
 
