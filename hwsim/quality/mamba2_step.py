@@ -6,8 +6,8 @@ before it combines them: ~9 passes over the state and an `exp` of every element,
 decay is one scalar per head. This step keeps every product and rounding of that code (same
 operands, same order; `tests/test_quality_mamba2_step.py` checks the logits and states are equal bit
 for bit, which holds whenever a row's state, head_dim x d_state per head, is a whole number of vectors) but forms dt, exp(dt A) and dt B at their own small shapes and updates the cache's state in
-place: measured 3.7x faster on the state update of the 14M student; a whole gated evaluation runs
-1.5x faster (with `store`'s own speed-up), the 49k-token LM head then being ~40% of it.
+place: measured 3.7x faster on the state update of the 14M student; a whole evaluation runs 1.2-1.5x
+faster (with `store`'s own speed-up; `benchmarks/bench_quality.py`), the 49k-token LM head then ~40% of it.
 It reads and writes the cache transformers made on the first step, so the gating code that rewrites
 states between steps (`layer_states`) is unchanged.
 """
