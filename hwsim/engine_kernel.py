@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwsim.memory.controller_kernel import njit
+from hwsim.memory.jit import njit
 
 READ, WRITE, NONE = 0, 1, -1
 

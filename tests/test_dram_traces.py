@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwsim.cli import main
 from hwsim.errors import HwsimInputError
-from hwsim.memory.dram_traces import RequestTrace, read_trace, write_trace
+from hwsim.memory.dram_traces import RequestTrace, _read_fast, _read_lines, read_trace, write_trace
 
 
 def sample() -> RequestTrace:
@@ -59,6 +63,19 @@ def test_dram_run_cli(tmp_path, capsys):
         assert key in out
 
 
+def test_dram_run_cli_on_one_thread_prints_the_same(tmp_path, capsys):
+    path = tmp_path / "mix.trace"
+    path.write_text("".join(f"0x{(i * 7919 % 4096) * 64:X} {'WRITE' if i % 3 == 0 else 'READ'} {i // 2}\n"
+                            for i in range(6000)))
+    outputs = []
+    for threads in ("1", "2"):
+        assert main(["dram", "run", str(path), "--preset", "hbm2", "--threads", threads]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]
+    assert main(["dram", "run", str(path), "--threads", "0"]) == 2
+    assert "--threads" in capsys.readouterr().err
+
+
 def test_dram_run_cli_rejects_bad_mapping(tmp_path, capsys):
     path = tmp_path / "s.trace"
     path.write_text("LD 0x40\n")
@@ -88,3 +105,46 @@ def test_export_trace_replays(tmp_path, monkeypatch, fmt, first_word):
     assert out.read_text().startswith(first_word)
     assert (~trace.is_write).any()  # states stay in SRAM on this hardware: reads only
     assert len(trace.address) > 10_000
+
+
+@settings(max_examples=60, deadline=None)
+@given(requests=st.lists(st.tuples(st.integers(0, 2**40), st.booleans(), st.integers(0, 50),
+                                   st.sampled_from(["", "\n", "# note\n", "  \n"])), min_size=1, max_size=40),
+       fmt=st.sampled_from(["dramsim3", "ramulator2"]), chunks=st.integers(1, 7), tail_newline=st.booleans())
+def test_the_parallel_parser_equals_the_line_parser(requests, fmt, chunks, tail_newline):
+    """Cut into any number of pieces (blank and comment lines anywhere, at the cuts too), the compiled
+    parser reads what the line-by-line parser reads."""
+    lines, cycle = [], 0
+    for address, write, step, filler in requests:
+        cycle += step
+        lines.append(f"0x{address:X} {'WRITE' if write else 'READ'} {cycle}\n" if fmt == "dramsim3"
+                     else f"{'ST' if write else 'LD'} 0x{address:x}\n")
+        lines.append(filler)
+    text = "".join(lines)
+    text = text if tail_newline else text.rstrip("\n")
+    fast = _read_fast(np.frombuffer(text.encode(), dtype=np.uint8), fmt, 0.5, chunks)
+    slow = _read_lines(Path("t"), text, fmt=fmt, tCK_ns=0.5)
+    assert fast is not None
+    for got, expected in zip(fast, (slow.address, slow.is_write, slow.arrival_ns)):
+        assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("chunks", [1, 2, 3])
+def test_the_parallel_parser_sends_backward_cycles_to_the_line_parser(chunks):
+    """A cycle that goes backwards, inside a piece or across a cut, is not taken by the fast path."""
+    text = "".join(f"0x40 READ {c}\n" for c in [1, 2, 3, 9, 4, 5, 6, 7])
+    assert _read_fast(np.frombuffer(text.encode(), dtype=np.uint8), "dramsim3", 1.0, chunks) is None
+
+
+def test_a_cycle_beyond_2_to_the_53_is_an_error(tmp_path):
+    path = tmp_path / "far.trace"
+    path.write_text(f"0x40 READ 1\n0x80 READ {2**53}\n")
+    with pytest.raises(HwsimInputError, match="line 2: issue cycle 9007199254740992 outside 0 .. 2"):
+        read_trace(path)
+
+
+def test_an_empty_trace_is_an_error(tmp_path):
+    path = tmp_path / "empty.trace"
+    path.write_text("")
+    with pytest.raises(HwsimInputError, match="holds no requests"):
+        read_trace(path)

@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--closed-row", action="store_true", help="closed-row policy (default open row)")
     run.add_argument("--format", choices=("dramsim3", "ramulator2"), default=None,
                      help="trace format (default: guessed from the first line)")
+    run.add_argument("--threads", type=int, default=None,
+                     help="threads for parsing and for the channels (default: all cores; 1: one thread)")
     add_cache_argument(run)
     run.set_defaults(func=cmd_run)
     presets = sub.add_parser("presets", help="list the DRAM presets")
@@ -54,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 #: Bounds of the count and size options (beyond them a typo, not a design): flag -> (low, high).
 LIMITS = {"--stacks": (1, 64), "--queue-depth": (1, MAX_QUEUE_DEPTH), "--interleave-bytes": (1, 1 << 30),
-          "--steps": (1, 1 << 30)}
+          "--steps": (1, 1 << 30), "--threads": (1, 1024)}
 
 
 def check_count(flag: str, value: int | None) -> None:
@@ -76,6 +78,15 @@ def _dram(preset: str, stacks: int = 1, interleave_bytes: int = 256):
     return validate(DramMemory, raw, file=None, prefix="dram")
 
 
+def use_threads(requested: int | None) -> int:
+    """numba's threads for this command: all it has by default, at most what it has."""
+    from hwsim.memory.jit import get_num_threads, set_num_threads
+
+    threads = min(requested or get_num_threads(), get_num_threads())
+    set_num_threads(threads)
+    return threads
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from hwsim.memory.detailed import DetailedDram
     from hwsim.memory.dram_traces import read_trace
@@ -84,11 +95,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_count("--queue-depth", args.queue_depth)
     if args.mapping is not None:
         parse_mapping(args.mapping)  # an empty --mapping is an error, not the default
+    check_count("--threads", args.threads)
     dram = _dram(args.preset, args.stacks, args.interleave_bytes)
-    trace = read_trace(args.trace, fmt=args.format, tCK_ns=dram.preset.timings_ns.tCK)
+    threads = use_threads(args.threads)
+    trace = read_trace(args.trace, fmt=args.format, tCK_ns=dram.preset.timings_ns.tCK, threads=threads)
     model = DetailedDram(dram, queue_depth=args.queue_depth, mapping=args.mapping or DEFAULT_MAPPING,
-                         closed_row=args.closed_row)
-    model.submit(trace.address, trace.is_write, trace.arrival_ns)
+                         closed_row=args.closed_row, parallel=threads > 1)
+    model.submit(trace.address, trace.is_write, trace.arrival_ns, completion=False)
     print(format_stats(model.stats(), f"{args.trace} ({trace.format}, {len(trace.address):,} requests) on "
                        f"{args.preset} x{args.stacks}, queue {args.queue_depth}, mapping "
                        f"{args.mapping or DEFAULT_MAPPING}{', closed row' if args.closed_row else ''}"))

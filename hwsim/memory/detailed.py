@@ -14,9 +14,12 @@ import numpy as np
 
 from hwsim.config.hardware import DramMemory
 from hwsim.memory import controller_kernel as k
-from hwsim.memory.mapping import DEFAULT_MAPPING, AddressMapping
+from hwsim.memory.jit import get_num_threads, njit, prange
+from hwsim.memory.mapping import DEFAULT_MAPPING, AddressMapping, locate_one
 
 DEFAULT_QUEUE_DEPTH = 128
+#: Below this many requests, laying them out on one thread beats starting the others.
+PARALLEL_LAYOUT_REQUESTS = 1 << 16
 
 
 def kernel_timings(dram: DramMemory) -> np.ndarray:
@@ -34,6 +37,87 @@ def kernel_timings(dram: DramMemory) -> np.ndarray:
     shared = org.command_bus_shared_by
     out[k.T_ROW_BUS], out[k.T_COL_BUS] = shared * t.row_command, shared * t.column_command
     return out
+
+
+@njit(cache=True)
+def _channel_of(i, address, replica, channels_per_replica, sizes, shifts, where, banks_per_group):
+    channel, bank, row = locate_one(address[i], sizes, shifts, where, banks_per_group)
+    if replica.shape[0] > 0:
+        channel += replica[i if replica.shape[0] == address.shape[0] else 0] * channels_per_replica
+    return channel, bank, row
+
+
+@njit(cache=True)
+def _count_piece(lo, hi, address, replica, channels_per_replica, sizes, shifts, where, banks_per_group, counts):
+    for i in range(lo, hi):
+        channel, _, _ = _channel_of(i, address, replica, channels_per_replica, sizes, shifts, where, banks_per_group)
+        counts[channel] += 1
+
+
+@njit(cache=True)
+def _place_piece(lo, hi, address, arrival, is_write, replica, channels_per_replica, sizes, shifts, where,
+                 banks_per_group, fill, order, arrival_out, bank_out, row_out, write_out):
+    n = address.shape[0]
+    for i in range(lo, hi):
+        channel, bank, row = _channel_of(i, address, replica, channels_per_replica, sizes, shifts, where,
+                                         banks_per_group)
+        j = fill[channel]
+        fill[channel] = j + 1
+        arrival_out[j] = arrival[i if arrival.shape[0] == n else 0]
+        write_out[j] = is_write[i if is_write.shape[0] == n else 0]
+        bank_out[j] = bank
+        row_out[j] = row
+        if order.shape[0] > 0:
+            order[j] = i
+
+
+@njit(cache=True)
+def _piece_starts(counts, offsets):
+    """Per piece and channel, where the piece's first request of that channel goes (pieces in input
+    order, so the layout is stable); fills `offsets` (each channel's first row)."""
+    pieces, channels = counts.shape
+    offsets[0] = 0
+    for c in range(channels):
+        offsets[c + 1] = offsets[c] + counts[:, c].sum()
+    starts = np.empty_like(counts)
+    for c in range(channels):
+        at = offsets[c]
+        for q in range(pieces):
+            starts[q, c] = at
+            at += counts[q, c]
+    return starts
+
+
+@njit(cache=True)
+def _by_channel(address, arrival, is_write, replica, channels_per_replica, sizes, shifts, where, banks_per_group,
+                offsets, order, arrival_out, bank_out, row_out, write_out):
+    """Decode every address and lay the requests out by channel, arrival order kept within each (a
+    stable counting sort, two passes, no temporaries): what the controller loop reads. `arrival`,
+    `is_write` and `replica` hold one value per request, or one for all (`replica` may be empty);
+    `order` (empty: not wanted) receives each laid-out request's index in the input."""
+    n = address.shape[0]
+    counts = np.zeros((1, offsets.shape[0] - 1), np.int64)
+    _count_piece(0, n, address, replica, channels_per_replica, sizes, shifts, where, banks_per_group, counts[0])
+    fill = _piece_starts(counts, offsets)[0]
+    _place_piece(0, n, address, arrival, is_write, replica, channels_per_replica, sizes, shifts, where,
+                 banks_per_group, fill, order, arrival_out, bank_out, row_out, write_out)
+
+
+@njit(cache=True, parallel=True)
+def _by_channel_parallel(address, arrival, is_write, replica, channels_per_replica, sizes, shifts, where,
+                         banks_per_group, offsets, order, arrival_out, bank_out, row_out, write_out, pieces):
+    """`_by_channel` over `pieces` consecutive pieces of the input on numba's threads: each piece
+    counts its requests per channel, then places them after the earlier pieces' (the same layout)."""
+    n = address.shape[0]
+    counts = np.zeros((pieces, offsets.shape[0] - 1), np.int64)
+    for q in prange(pieces):
+        _count_piece(n * q // pieces, n * (q + 1) // pieces, address, replica, channels_per_replica, sizes,
+                     shifts, where, banks_per_group, counts[q])
+    starts = _piece_starts(counts, offsets)
+    for q in prange(pieces):
+        _place_piece(n * q // pieces, n * (q + 1) // pieces, address, arrival, is_write, replica,
+                     channels_per_replica, sizes, shifts, where, banks_per_group, starts[q], order, arrival_out,
+                     bank_out, row_out, write_out)
 
 
 @dataclass
@@ -82,13 +166,15 @@ class DetailedDram:
 
     def __init__(self, dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
                  mapping: str = DEFAULT_MAPPING, closed_row: bool = False, refresh: bool = True,
-                 replicas: int = 1):
+                 replicas: int = 1, parallel: bool = False):
         """`replicas`: independent copies of every channel (a request names its copy in `submit`), so
-        many random draws of one pattern are measured in one pass, each on fresh channels."""
+        many random draws of one pattern are measured in one pass, each on fresh channels. `parallel`:
+        channels spread over numba's threads (same results; for one big replay, not inside a pool)."""
         org = dram.preset.organisation
         self.dram = dram
         self.queue_depth = int(queue_depth)
         self.closed_row = bool(closed_row)
+        self.parallel = bool(parallel)
         self.mapping = AddressMapping.build(
             mapping, channels=dram.total_channels, bank_groups=org.bank_groups, banks_per_group=org.banks_per_group,
             row_bytes=org.row_bytes, access_bytes=org.access_bytes, interleave_bytes=dram.interleave_bytes,
@@ -121,41 +207,61 @@ class DetailedDram:
         return self.dram.peak_bandwidth_GBps
 
     def submit(self, address: np.ndarray, is_write: np.ndarray | bool, arrival_ns: np.ndarray | float,
-               *, keep_latency: bool = True, replica: np.ndarray | None = None) -> np.ndarray:
-        """Serve requests (one access each) arriving at `arrival_ns`; return each one's completion time.
+               *, keep_latency: bool = True, replica: np.ndarray | None = None,
+               completion: bool = True) -> np.ndarray | None:
+        """Serve requests (one access each) arriving at `arrival_ns`; return each one's completion time
+        (None with `completion=False`, which saves a trace replay two request-sized arrays).
 
         Requests already submitted are scheduled first (a later call never overtakes an earlier one).
         `replica` (with `replicas` > 1): which copy of the channels each request goes to."""
-        address = np.asarray(address, dtype=np.int64)
+        address = np.ascontiguousarray(address, dtype=np.int64)
         n = address.shape[0]
         if n == 0:
-            return np.zeros(0)
-        arrival = np.broadcast_to(np.asarray(arrival_ns, dtype=np.float64), (n,))
-        writes = np.broadcast_to(np.asarray(is_write, dtype=np.bool_), (n,))
-        channel, bank, _, row = self.mapping.locate(address)
-        if replica is not None:
-            channel = channel + np.asarray(replica, dtype=np.int64) * self.dram.total_channels
-        # by channel, arrival order within each: a stable sort of the channel when arrivals are already in
-        # order (traces, engine transfers), on int16 keys so numpy uses a radix sort
-        key = channel.astype(np.int16) if self.channels < 2**15 else channel
-        order = (np.argsort(key, kind="stable") if arrival.size < 2 or np.all(arrival[1:] >= arrival[:-1])
-                 else np.lexsort((arrival, channel)))
-        offsets = np.searchsorted(channel[order], np.arange(self.channels + 1))
-        completion = np.empty(n)
+            return np.zeros(0) if completion else None
+        arrival = np.ascontiguousarray(np.atleast_1d(np.asarray(arrival_ns, dtype=np.float64)))
+        writes = np.ascontiguousarray(np.atleast_1d(np.asarray(is_write, dtype=np.bool_)))
+        replicas = (np.zeros(0, np.int64) if replica is None
+                    else np.ascontiguousarray(np.atleast_1d(np.asarray(replica, dtype=np.int64))))
+        if arrival.shape[0] not in (1, n) or writes.shape[0] not in (1, n) or replicas.shape[0] not in (0, 1, n):
+            raise ValueError("arrival_ns, is_write and replica need one value per request or one for all")
+        if arrival.shape[0] > 1 and np.any(arrival[1:] < arrival[:-1]):
+            # the layout keeps input order within a channel: put the requests in arrival order first
+            first = np.argsort(arrival, kind="stable")
+            done = self.submit(address[first], writes[first] if writes.shape[0] > 1 else writes, arrival[first],
+                               keep_latency=keep_latency, replica=replicas[first] if replicas.shape[0] > 1 else replicas)
+            out = np.empty(n)
+            out[first] = done
+            return out if completion else None
+        offsets = np.zeros(self.channels + 1, dtype=np.int64)
+        order = np.empty(n if completion else 0, dtype=np.int64)
+        arrival_in_order = np.empty(n)
+        bank = np.empty(n, dtype=np.int32)
+        row = np.empty(n, dtype=np.int32)
+        writes_in_order = np.empty(n, dtype=np.bool_)
+        sizes, shifts, where = self.mapping.digit_table()
+        inputs = (address, arrival, writes, replicas, self.dram.total_channels, sizes, shifts, where,
+                  self.banks_per_group, offsets, order, arrival_in_order, bank, row, writes_in_order)
+        if self.parallel and n >= PARALLEL_LAYOUT_REQUESTS:
+            _by_channel_parallel(*inputs, get_num_threads())
+        else:
+            _by_channel(*inputs)
+        done = np.empty(n)
         was_hit = np.ones(n, dtype=np.bool_)
-        k.run_channels(self.timings, self.queue_depth, self.closed_row, self.banks_per_group,
-                       offsets.astype(np.int64), np.ascontiguousarray(arrival[order]),
-                       np.ascontiguousarray(bank[order]), np.ascontiguousarray(row[order]),
-                       np.ascontiguousarray(writes[order]), self.chan, self.open_row, self.row_ready,
-                       self.act_ready, self.pre_ready, self.unused, self.inflight, self.n_inflight, self.counts, completion,
-                       was_hit)
-        out = np.empty(n)
-        out[order] = completion
+        run = k.run_channels_parallel if self.parallel else k.run_channels
+        run(self.timings, self.queue_depth, self.closed_row, self.banks_per_group, offsets, arrival_in_order,
+            bank, row, writes_in_order, self.chan, self.open_row, self.row_ready, self.act_ready, self.pre_ready,
+            self.unused, self.inflight, self.n_inflight, self.counts, done, was_hit)
         self.first_arrival_ns = min(self.first_arrival_ns, float(arrival.min()))
-        self.last_completion_ns = max(self.last_completion_ns, float(completion.max()))
+        self.last_completion_ns = max(self.last_completion_ns, float(done.max()))
         self.bytes += n * self.access_bytes
+        if not completion:
+            if keep_latency:  # in the channel layout's order: the statistics do not depend on it
+                self._latencies.append(np.subtract(done, arrival_in_order, out=done))
+            return None
+        out = np.empty(n)
+        out[order] = done
         if keep_latency:
-            self._latencies.append(out - arrival)
+            self._latencies.append(out - arrival if arrival.shape[0] == n else out - arrival[0])
         return out
 
     def stats(self) -> DramStats:
@@ -165,7 +271,8 @@ class DetailedDram:
         energy = {"read": c[k.N_READ] * bits * e.read_pJ_per_bit, "write": c[k.N_WRITE] * bits * e.write_pJ_per_bit,
                   "activate": c[k.N_ACT] * e.activate_pJ, "refresh": c[k.N_REF] * e.refresh_pJ}
         energy["total"] = sum(energy.values())
-        lat = np.concatenate(self._latencies) if self._latencies else np.zeros(0)
+        lat = (self._latencies[0] if len(self._latencies) == 1 else
+               np.concatenate(self._latencies) if self._latencies else np.zeros(0))
         return DramStats(
             requests=int(c[k.N_READ] + c[k.N_WRITE]), reads=int(c[k.N_READ]), writes=int(c[k.N_WRITE]),
             bytes=int(self.bytes), first_arrival_ns=self.first_arrival_ns,

@@ -13,17 +13,19 @@ take (decimal addresses, a malformed line) goes through the line-by-line parser,
 
 from __future__ import annotations
 
+import mmap
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hwsim.errors import HwsimInputError
-from hwsim.memory.controller_kernel import njit
+from hwsim.memory.jit import get_num_threads, njit, prange
 
 FORMATS = ("dramsim3", "ramulator2")
 #: Issue cycles beyond 2^53 lose integer precision as float64 nanoseconds.
-MAX_CYCLE = float(1 << 53)
+MAX_CYCLE = 1 << 53
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,13 @@ def guess_format(line: str) -> str:
 
 
 @njit(cache=True)
-def _scan(data, ramulator, address, is_write, cycle):
-    """One pass over the file's bytes: fills the arrays, returns the request count, or -1 at anything
-    but plain `0xHEX READ|WRITE CYCLE` / `LD|ST 0xHEX` lines, blank lines and `#` comments (the
-    line-by-line parser then takes the file and names the bad line)."""
-    n, i, size = 0, 0, data.shape[0]
+def _scan(data, start, stop, ramulator, tCK_ns, first, address, is_write, arrival):
+    """One pass over data[start:stop] (whole lines): fills the arrays from row `first`, returns the
+    request count, or -1 at anything but plain `0xHEX READ|WRITE CYCLE` / `LD|ST 0xHEX` lines, blank
+    lines and `#` comments, or a cycle that goes backwards or reaches 2^53 (the line-by-line parser
+    then takes the file and names the bad line)."""
+    n, i, size = first, start, stop
+    last_cycle = 0
     while i < size:
         while i < size and (data[i] == 32 or data[i] == 13):  # leading blanks
             i += 1
@@ -87,8 +91,10 @@ def _scan(data, ramulator, address, is_write, cycle):
                 while i < size and data[i] != 32 and data[i] != 10 and data[i] != 13:
                     i += 1
                 word = 0
-                for m in range(j, i):
+                for m in range(j, min(i, j + 6)):
                     word = word * 256 + (data[m] & 0xDF)   # upper case
+                if i - j > 5:
+                    return -1
                 if ramulator:
                     if word == 0x4C44:          # LD
                         is_write[n] = False
@@ -108,47 +114,108 @@ def _scan(data, ramulator, address, is_write, cycle):
                     value = value * 10 + (data[i] - 48)
                     digits += 1
                     i += 1
-                if digits == 0 or digits > 18:
+                if digits == 0 or digits > 16 or value >= MAX_CYCLE or value < last_cycle:
                     return -1
-                cycle[n] = value
+                last_cycle = value
+                arrival[n] = value * tCK_ns
+        if ramulator:
+            arrival[n] = 0.0
         while i < size and (data[i] == 32 or data[i] == 13):
             i += 1
         if i < size and data[i] != 10:
             return -1
         n += 1
+    return n - first
+
+
+@njit(cache=True, parallel=True)
+def _pieces(data, chunks):
+    """Cut data into about `chunks` pieces that each end just after a newline (or at the end); return
+    the cuts and, per piece, the row its requests start at (its first line's number: blank and
+    comment lines leave gaps that `_scan_pieces` closes)."""
+    size = data.shape[0]
+    cuts = np.empty(chunks + 1, np.int64)
+    cuts[0] = 0
+    for c in range(1, chunks):
+        i = max(size * c // chunks, cuts[c - 1])
+        while i < size and data[i] != 10:
+            i += 1
+        cuts[c] = min(i + 1, size)
+    cuts[chunks] = size
+    room = np.zeros(chunks + 1, np.int64)
+    for c in prange(chunks):
+        count = 1
+        for i in range(cuts[c], cuts[c + 1]):
+            if data[i] == 10:
+                count += 1
+        room[c + 1] = count
+    for c in range(chunks):
+        room[c + 1] += room[c]
+    return cuts, room
+
+
+@njit(cache=True, parallel=True)
+def _scan_pieces(data, cuts, room, ramulator, tCK_ns, address, is_write, arrival):
+    """Parse every piece on numba's threads, then close the gaps. The request count, or -1 (`_scan`)."""
+    chunks = cuts.shape[0] - 1
+    got = np.zeros(chunks, np.int64)
+    for c in prange(chunks):
+        got[c] = _scan(data, cuts[c], cuts[c + 1], ramulator, tCK_ns, room[c], address, is_write, arrival)
+    n = 0
+    for c in range(chunks):
+        if got[c] < 0 or (not ramulator and n > 0 and got[c] > 0 and arrival[room[c]] < arrival[n - 1]):
+            return -1
+        if n != room[c]:
+            for j in range(got[c]):
+                address[n + j] = address[room[c] + j]
+                is_write[n + j] = is_write[room[c] + j]
+                arrival[n + j] = arrival[room[c] + j]
+        n += got[c]
     return n
 
 
-def _read_fast(data: bytes, fmt: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Compiled parse of the whole file; None sends it to the line-by-line parser."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    lines = int(np.count_nonzero(raw == 10)) + 1
-    address = np.empty(lines, dtype=np.int64)
-    is_write = np.empty(lines, dtype=np.bool_)
-    cycle = np.zeros(lines, dtype=np.int64)
-    n = _scan(raw, fmt == "ramulator2", address, is_write, cycle)
+def _read_fast(data: np.ndarray, fmt: str, tCK_ns: float,
+               chunks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Compiled parse of the whole file in `chunks` pieces; None sends it to the line-by-line parser."""
+    cuts, room = _pieces(data, chunks)
+    rows = int(room[-1])
+    address = np.empty(rows, dtype=np.int64)
+    is_write = np.empty(rows, dtype=np.bool_)
+    arrival = np.empty(rows, dtype=np.float64)
+    n = _scan_pieces(data, cuts, room, fmt == "ramulator2", float(tCK_ns), address, is_write, arrival)
     if n <= 0:
         return None
-    cycle = cycle[:n].astype(np.float64)
-    if fmt == "dramsim3" and np.any(np.diff(cycle) < 0):
-        return None
-    return address[:n], is_write[:n], cycle
+    return address[:n], is_write[:n], arrival[:n]
 
 
-def read_trace(path: str | Path, *, fmt: str | None = None, tCK_ns: float = 1.0) -> RequestTrace:
-    """Parse a trace file; DRAMsim3 cycles become ns at `tCK_ns`."""
+def read_trace(path: str | Path, *, fmt: str | None = None, tCK_ns: float = 1.0,
+               threads: int | None = None) -> RequestTrace:
+    """Parse a trace file; DRAMsim3 cycles become ns at `tCK_ns`. `threads`: pieces parsed at once
+    (default: numba's thread count)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            # mapped, not read: a 400 MB trace is not copied into a second buffer
+            view = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
     except OSError as error:
         raise HwsimInputError(f"cannot read trace: {error.strerror or error}", file=path) from None
-    first = next((line for line in data[:65536].splitlines() if line.strip() and not line.startswith(b"#")), b"")
-    guessed = fmt or (guess_format(first.decode(errors="replace")) if first else None)
-    if guessed in FORMATS:
-        parsed = _read_fast(data, guessed)
-        if parsed is not None:
-            address, is_write, cycle = parsed
-            return RequestTrace(address, is_write, cycle * tCK_ns, guessed)
+    try:
+        first = next((line for line in view[:65536].splitlines() if line.strip() and not line.startswith(b"#")), b"")
+        guessed = fmt or (guess_format(first.decode(errors="replace")) if first else None)
+        if guessed in FORMATS and size:
+            raw = np.frombuffer(view, dtype=np.uint8)
+            # pieces of at least 1 MB: small files are not worth a thread's start-up
+            chunks = max(1, min(threads or get_num_threads(), size >> 20))
+            parsed = _read_fast(raw, guessed, tCK_ns, chunks)
+            del raw
+            if parsed is not None:
+                address, is_write, arrival = parsed
+                return RequestTrace(address, is_write, arrival, guessed)
+        data = bytes(view)
+    finally:
+        if size:
+            view.close()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.errors import HwsimInputError
+from hwsim.memory.jit import njit
 
 DEFAULT_MAPPING = "RoBaBgCoCh"
 FIELDS = ("Ro", "Ra", "Bg", "Ba", "Co", "Ch")
@@ -108,6 +109,17 @@ class AddressMapping:
         bank += f["Ba"]
         return f["Ch"], bank, f["Bg"], f["Ro"]
 
+    def digit_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The mapping as data for compiled decoders (`locate_one`): digit sizes from the least
+        significant (offset in an access, low column, then the fields), each size's shift (-1 if not a
+        power of two), and the positions of the channel, bank group, bank and row digits among them."""
+        names = ["offset", "low_column", *reversed(self.order)]
+        sizes = np.array([self.access_bytes, self.block_accesses, *(self.sizes[n] for n in names[2:])],
+                         dtype=np.int64)
+        shifts = np.array([int(v).bit_length() - 1 if v & (v - 1) == 0 else -1 for v in sizes], dtype=np.int64)
+        where = np.array([names.index(n) for n in ("Ch", "Bg", "Ba", "Ro")], dtype=np.int64)
+        return sizes, shifts, where
+
     def encode(self, **digits: int) -> int:
         """Byte address of the given field digits (missing fields are 0); for tests and examples."""
         column = digits.get("Co", 0)
@@ -131,3 +143,27 @@ def slot_stride_bytes(slot_bytes: float, *, access_bytes: int, interleave_bytes:
     while math.gcd(k, channels) != 1:
         k += 1
     return k * interleave_bytes
+
+
+@njit(cache=True)
+def locate_one(address, sizes, shifts, where, banks_per_group):
+    """(channel, bank within the channel, row) of one address from `digit_table`: what `locate` gives,
+    for loops that decode as they go instead of through whole-array temporaries."""
+    rest = address
+    channel, group, bank, row = 0, 0, 0, 0
+    for i in range(sizes.shape[0]):
+        if shifts[i] >= 0:
+            digit = rest & (sizes[i] - 1)
+            rest = rest >> shifts[i]
+        else:
+            digit = rest % sizes[i]
+            rest = rest // sizes[i]
+        if i == where[0]:
+            channel = digit
+        elif i == where[1]:
+            group = digit
+        elif i == where[2]:
+            bank = digit
+        elif i == where[3]:
+            row = digit
+    return channel, group * banks_per_group + bank, row
