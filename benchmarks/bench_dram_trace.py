@@ -6,7 +6,8 @@ Usage: python benchmarks/bench_dram_trace.py [--lines 17000000] [--trace PATH]
 
 The trace (written once to --trace if it does not exist) mixes sequential 4 KiB runs and random 64 B
 reads, 30% writes, two requests per 1 ns cycle (about half of HBM2's peak). Both simulators are timed as
-whole commands (process start to exit, parsing included). DRAMsim3 is timed on the first
+whole commands (process start to exit, parsing included); hwsim on all cores (its default) and with
+`--threads 1`, whose output must be the same. DRAMsim3 is timed on the first
 --dramsim3-lines lines (default: all) and its time per line scaled, when a full run is too slow to wait
 for; the script says so. Binaries are given by path, never vendored.
 """
@@ -14,6 +15,7 @@ for; the script says so. Binaries are given by path, never vendored.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -71,7 +73,12 @@ def main() -> None:
     lines = sum(1 for _ in trace.open())
     seconds, out = timed([sys.executable, "-m", "hwsim.cli", "dram", "run", str(trace), "--preset", "hbm2"])
     print(out.strip())
-    print(f"hwsim dram run: {lines:,} lines in {seconds:.1f} s ({lines / seconds:,.0f} lines/s, end to end)")
+    print(f"hwsim dram run: {lines:,} lines in {seconds:.1f} s ({lines / seconds:,.0f} lines/s, end to end, "
+          f"all {os.cpu_count()} cores)")
+    one, out_one = timed([sys.executable, "-m", "hwsim.cli", "dram", "run", str(trace), "--preset", "hbm2",
+                          "--threads", "1"])
+    print(f"hwsim dram run --threads 1: {one:.1f} s ({lines / one:,.0f} lines/s)"
+          + ("" if out_one == out else "  OUTPUT DIFFERS FROM THE THREADED RUN"))
     if args.dramsim3:
         n = min(args.dramsim3_lines or lines, lines)
         part = trace if n == lines else head(trace, n)
@@ -82,7 +89,8 @@ def main() -> None:
         full = d_seconds * lines / n
         note = "" if n == lines else f" (timed on {n:,} lines, scaled)"
         print(f"DRAMsim3: {n:,} lines in {d_seconds:.1f} s; {lines:,} lines ~ {full:.1f} s{note}")
-        print(f"hwsim is {full / seconds:.1f}x faster end to end")
+        print(f"hwsim is {full / seconds:.1f}x faster end to end ({full / one:.1f}x on one thread; DRAMsim3 "
+              f"runs on one)")
 
 
 if __name__ == "__main__":

@@ -11,12 +11,14 @@ import argparse
 import json
 import time
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from hwsim.errors import HwsimInputError
 from hwsim.files import check_output_dir, write_atomic, write_text_atomic
 from hwsim.paths import REPORTS_DIR
+
+if TYPE_CHECKING:  # pandas is loaded by the study itself, not by the command line
+    import pandas as pd
 
 DEFAULT_SHARES = (0.25, 0.5, 0.75)
 
