@@ -2,6 +2,7 @@
 
 Kept apart from `detailed.py` so the compiled part is one function over flat arrays: the state of
 every (pseudo-)channel lives in numpy arrays owned by `DetailedDram` and persists between calls.
+Channels share nothing, so `run_channels_parallel` runs them on numba's threads with the same results.
 
 Event-driven: time jumps from one command to the next; nothing ticks through idle cycles. Per channel:
  - admission: requests enter in arrival order while the queue has a free entry; an entry is held from
