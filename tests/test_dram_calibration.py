@@ -4,16 +4,27 @@ keyed by its inputs, cached, recorded in the experiment and in a sweep point's h
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from helpers import calibrated_tier_dram, entropy_inputs, every_dram_preset_tiered
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwsim.config import DramPreset, load_experiment, load_preset
+from hwsim.config.dram import DramCalibration
 from hwsim.config.hardware import DramMemory
-from hwsim.config.loading import known_presets
 from hwsim.memory import calibration as cal_mod
-from hwsim.memory.calibration import RANDOM_SEED_STRIDE, calibrated, measure_ns, pattern_addresses, random_transfers
-from hwsim.memory.transaction import DramTiming
+from hwsim.memory.calibration import (
+    RANDOM_SEED_STRIDE,
+    calibrated,
+    measure_ns,
+    pattern_addresses,
+    random_run_grid,
+    random_transfers,
+)
+from hwsim.memory.transaction import DramTiming, interpolate, run_kind
 from hwsim.runner import simulate_experiment
 from hwsim.sweeps.spec import experiment_hash
 
@@ -21,12 +32,14 @@ from hwsim.sweeps.spec import experiment_hash
 #: is a whole number of channel periods), 64 B to 64 MiB
 SEQUENTIAL_BYTES = (64, 96, 416, 1184, 6144 + 64, 13 * 1024 + 96, 100_032, 1_300_000, 7_000_032, 64 * 2**20 - 96)
 #: (pattern, runs, run bytes) of the shapes the engine issues: state / conv-state slots and gathered
-#: embedding rows (d_model x 2 B: mamba-130m 1536 B, mamba-2.8b 5120 B, 7B models 8192 B, one per
+#: embedding rows (d_model x 2 B, whole interleave blocks: mamba-2.8b 5120 B, 7B models 8192 B; one per
 #: stream), at counts between the grid's counts and, where the engine allows, between its run sizes
+#: (1280 / 1792 / 2560 / 3584 / 5120 B whole blocks between the grid's 1024 / 1536 / 2048 / 3072 /
+#: 4096 / 6144 B; 1440 / 20,000 B rows that straddle blocks, between the grid's 1216 / 1728 / 19,488 / 27,552 B)
 PATTERNS = (("strided", 6, 13_376), ("strided", 24, 20_000), ("strided", 100, 40_000),
-            ("strided", 300, 100_000), ("random", 3, 1536), ("random", 24, 5120), ("random", 48, 8192),
-            ("random", 100, 3072), ("random", 24, 20_000), ("random", 6, 2048), ("random", 12, 1536),
-            ("random", 64, 1536), ("random", 40, 4096))
+            ("strided", 300, 100_000), ("random", 3, 1280), ("random", 24, 5120), ("random", 48, 8192),
+            ("random", 100, 2560), ("random", 24, 20_000), ("random", 6, 1792), ("random", 12, 1280),
+            ("random", 64, 1792), ("random", 40, 3584), ("random", 12, 1440), ("random", 64, 1440))
 #: a random pattern is compared on its mean over draws the calibration never takes (its grid points
 #: draw from RANDOM_SEED_STRIDE up), enough that the mean is known to ~1% (a few runs vary 20% per draw)
 TEST_SEED = 10_000
@@ -85,17 +98,19 @@ def test_engine_patterns_agree_between_grid_points(preset):
             dev = deviation(dram, pattern_addresses(dram, pattern, run, count), run, pattern)
         devs[f"{pattern} {count} x {run} B"] = dev
     print(f"{preset}: " + ", ".join(f"{k} {100 * d:+.2f}%" for k, d in devs.items()))
-    # target 3%, missed: measured up to 3.9% strided (hbm3 24 x 20 kB: a few runs' partial last blocks
-    # fragment rows on some channels, and whether a run boundary lands on the previous run's bank is
-    # number theory of the run size, so the factor is not smooth between grid points) and 4.0% random
-    # (hbm2 64 x 1536 B +3.95%, 12 x 1536 B +3.65%; hbm3e 64 x 1536 B -3.0%; 5 x HBM3 within 1.5%, was
-    # 10.6% before the factor was measured against the base on the same draws). The random misses are
-    # whole interleave blocks: a row of 6 whole 256 B blocks is not between its partial-block neighbours
-    # (hbm2, 64 rows, factor at 1024 / 1216 / 1440 / 1536 / 1728 / 2048 B: 1.089 / 1.149 / 1.121 / 1.071 /
-    # 1.113 / 1.041; 12 rows: 1.158 / 1.173 / 1.169 / 1.144 / 1.174 / 1.121), and the random grid (two
-    # sizes per octave, 1440 and 2048 B here) interpolates across the dip. A grid that keeps whole-block
-    # sizes apart from partial ones is the fix, not a denser one (1216-1728 B are all partial)
-    assert max(abs(d) for d in devs.values()) < 0.05
+    # random gathers: target 3%, measured within 2.52% on every preset (hbm3e 64 x 1792 B), was 3.95%
+    # (hbm2 64 x 1536 B) before the grid kept whole-block sizes (and row-period ones) apart from sizes
+    # that straddle blocks: each kind is its own curve (`transaction.interpolate`)
+    assert max(abs(d) for k, d in devs.items() if k.startswith("random")) < 0.03
+    # strided: target 3%, missed by one shape, hbm3e (one stack) 24 x 20 kB -3.8%. Measured there (24
+    # runs, detailed over closed form): 1.003 / 1.093 / 1.032 / 1.030 / 1.081 / 1.063 / 1.018 / 1.057 /
+    # 1.055 / 1.002 at 16 / 17 / 18 / 19.03 / 19.53 / 20 / 21 / 22 / 22.6 / 24 KiB, the same at queue
+    # depth 128, 512 and 1024 (not the queue's window); on one hbm3-6400 stack the busiest channel's
+    # exact accesses, bank groups and rows (`gather_channels_ns` on the slots) leave 1.003-1.08 over the
+    # same sizes (not load or row counts). Likely the order within a channel (a run's first block meeting
+    # the previous run's bank in another row waits tRP + tRCD, which a max of per-channel limits cannot
+    # add; unconfirmed). No factor table interpolates that
+    assert max(abs(d) for k, d in devs.items() if k.startswith("strided")) < 0.05
 
 
 def test_gather_base_hand_computed():
@@ -105,6 +120,49 @@ def test_gather_base_hand_computed():
     assert busiest_gather_ns(64, 1, (32, 8, 4, 4, 4), (1.25, 2.5, 3.75, 45.0)) == pytest.approx(17.5)
     # two rows of one access on one channel (1 channel x 1 bank): the second row waits tRC
     assert busiest_gather_ns(1, 2, (1, 1, 1, 1, 1), (1.25, 2.5, 3.75, 45.0)) == pytest.approx(45.0)
+
+
+def kinded_calibration(runs, periods, value_of) -> DramCalibration:
+    """A hand-made calibration whose random factor at each grid size is `value_of(size)` (two counts)."""
+    row = tuple(float(value_of(r)) for r in runs)
+    return DramCalibration.model_construct(
+        random_run_bytes=tuple(runs), random_run_counts=(2, 4), random=(row, row),
+        random_periods_bytes=tuple(periods))
+
+
+def test_random_factors_are_interpolated_within_their_kind():
+    # on 256 B blocks and a 4096 B row period: sizes that never straddle either (divisors or multiples
+    # of 4096 B) carry 3.0, other whole blocks 1.0, sizes that straddle blocks 2.0
+    runs = (256, 352, 512, 736, 1024, 1440, 2048, 2912, 3072, 4096, 6144, 8192)
+    value = {256: 3, 512: 3, 1024: 3, 2048: 3, 4096: 3, 8192: 3, 3072: 1, 6144: 1, 352: 2, 736: 2, 1440: 2, 2912: 2}
+    cal = kinded_calibration(runs, (256, 4096), value.__getitem__)
+    queries = np.array([1280, 1792, 3584, 5120, 1216, 20_000, 4096, 16384, 1536])
+    got = interpolate(cal, "random", queries, np.full(len(queries), 3.0))
+    assert got.tolist() == [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 1.0]
+    # a kind with one grid size falls back to its kind for the block alone (every whole-block size)
+    alone = kinded_calibration(runs[:-2] + runs[-1:], (256, 4096), value.__getitem__)  # 3072 the only 1.0
+    got = interpolate(alone, "random", np.array([1280, 3584]), np.full(2, 3.0))
+    w = (math.log2(3584) - math.log2(3072)) / (12 - math.log2(3072))
+    assert got.tolist() == pytest.approx([3.0, 1.0 + 2.0 * w])
+
+
+@given(access_exp=st.integers(5, 7), block_exp=st.integers(0, 4), run=st.integers(32, 2**16), count=st.integers(2, 64))
+@settings(max_examples=200, deadline=None)
+def test_random_grid_kinds_and_interpolation_bounds(access_exp, block_exp, run, count):
+    access = 2**access_exp
+    block = access * 2**block_exp
+    grid = random_run_grid(access, block)
+    assert list(grid) == sorted(set(grid)) and all(r % access == 0 for r in grid)
+    kinds = run_kind(grid, (block,))
+    if block > access:  # sizes that straddle a block exist: two per octave of them, as of whole blocks
+        assert (kinds == 0).sum() >= 2 * (math.log2(max(grid) / block) - 1)
+    assert (kinds == 1).sum() >= 2 * (math.log2(max(grid) / block) - 1)
+    # interpolated factors stay within the range of their kind's grid values (here: the size itself)
+    cal = kinded_calibration(grid, (block, 64 * block), float)
+    got = float(interpolate(cal, "random", run, count))
+    assert min(grid) <= got <= max(grid)
+    if run in grid:
+        assert got == pytest.approx(run)
 
 
 @pytest.mark.closed_form
@@ -154,6 +212,24 @@ def test_an_uncalibrated_configuration_is_refused():
     dram = DramMemory(preset=load_preset("dram", "hbm2", DramPreset), source="test")
     with pytest.raises(HwsimInputError, match="calibration"):
         DramTiming.from_config(dram)
+
+
+def test_a_calibration_record_of_another_layout_is_dropped_not_refused():
+    # a resolved.yaml written by an hwsim whose calibration had other fields loads; the record is
+    # stale derived data (as one with another key) and is measured again, never applied
+    from pydantic import ValidationError
+
+    dram = dram_of("lpddr5x-8533")
+    raw = dram.model_dump(mode="json")
+    del raw["calibration"]["random_periods_bytes"]
+    raw["calibration"]["block_bytes"] = 128
+    assert DramMemory.model_validate(raw).calibration is None
+    again = calibrated(DramMemory.model_validate(raw), queue_depth=dram.calibration.queue_depth)
+    assert again.calibration == dram.calibration
+    # what is not a calibration record at all stays an error
+    raw["calibration"] = {"key": "not-a-key", "strided": 1}
+    with pytest.raises(ValidationError, match="calibration"):
+        DramMemory.model_validate(raw)
 
 
 def test_end_to_end_decode_time_agrees_between_fidelities():

@@ -111,6 +111,10 @@ class DramCalibration(Frozen):
         description="factor by run count (rows) and run size (columns); runs at a slot stride that "
         "rotates over the channels, as hwsim.address_layout places per-stream states")
     random_run_bytes: tuple[PositiveInt, ...] = Field(min_length=2)
+    random_periods_bytes: tuple[PositiveInt, ...] = Field(
+        min_length=1, description="the interleave block (min(interleave, DRAM row)), then the row period "
+        "(channels x row: each channel opens its next row): a random run that is a multiple or a divisor "
+        "of a period never straddles it; runs are interpolated among grid sizes of the same kind")
     random_run_counts: tuple[PositiveInt, ...] = Field(min_length=1)
     random: tuple[tuple[PositiveFloat, ...], ...] = Field(
         description="factor by run count and run size (random_run_counts x random_run_bytes); runs at "

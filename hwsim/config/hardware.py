@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import (Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError,
+                      field_validator, model_validator)
 
 from hwsim.config.dram import MAX_QUEUE_DEPTH, DramCalibration, DramPreset
 from hwsim.config.execution import Dataflow, Execution
@@ -26,6 +27,21 @@ class DramMemory(Frozen):
     calibration: DramCalibration | None = Field(
         None, description="resolved, not written by hand: the fast level's calibration for exactly this "
         "configuration (computed or read from the user cache when the experiment is loaded)")
+
+    @field_validator("calibration", mode="wrap")
+    @classmethod
+    def _stale_calibration(cls, value, handler):
+        """A recorded calibration of another hwsim's layout (a `resolved.yaml` written before its fields
+        changed) is stale derived data, as one whose key no longer matches: dropped, so loading measures
+        the current one, rather than refusing the file. Anything that is not a calibration record (no
+        64-hex `key`) is still an error."""
+        try:
+            return handler(value)
+        except ValidationError:
+            key = value.get("key") if isinstance(value, dict) else None
+            if isinstance(key, str) and len(key) == 64 and all(c in "0123456789abcdef" for c in key):
+                return None
+            raise
 
     @model_validator(mode="after")
     def _interleave(self) -> DramMemory:

@@ -20,8 +20,9 @@ same draws (`random_factor`; the base is evaluated on the very placements measur
 known to RANDOM_SE, each batch in one pass on independent copies of the channels
 (`DetailedDram(replicas=...)`), each grid point from its own seeds. Grid: run sizes from one access to `MAX_RUN_BYTES` at
 `RUNS_PER_OCTAVE` per octave, counts `RUN_COUNTS` (a point above `MAX_PATTERN_BYTES` takes the factor
-of the largest count that fits: transfers that large are steady streams). Beyond the grid the factor is
-held (the closed form is linear there).
+of the largest count that fits: transfers that large are steady streams); random runs in two classes,
+whole interleave blocks and runs that straddle blocks, each its own curve (`random_run_grid`). Beyond
+the grid the factor is held (the closed form is linear there).
 
 The result (`DramCalibration`) is data: recorded in the resolved configuration (so in resolved.yaml and
 in a sweep point's hash), cached in the user cache directory (`hwsim.cache`) under the sha256 of its
@@ -44,7 +45,7 @@ from hwsim.config.hardware import DramMemory
 from hwsim.files import write_text_atomic
 from hwsim.memory.detailed import DEFAULT_QUEUE_DEPTH, DetailedDram
 from hwsim.memory.mapping import DEFAULT_MAPPING, slot_stride_bytes
-from hwsim.memory.transaction import DramTiming, gather_channels_ns
+from hwsim.memory.transaction import DramTiming, gather_channels_ns, whole_blocks
 
 RUNS_PER_OCTAVE = 4
 MAX_RUN_BYTES = 4 * 2**20
@@ -52,8 +53,7 @@ RUN_COUNTS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 1024, 81
 #: the random (gather) grid is coarser, each point drawn until known to RANDOM_SE: with the base
 #: evaluated on the measured draws the factor is smooth in run size and count (at 64 runs on 5 HBM3
 #: stacks 1.442, 1.429, 1.440, 1.432 at 1216, 1440, 1536, 1728 B over 400 draws), and gathered rows
-#: are embedding rows, a few KiB (d_model x 2 B)
-RANDOM_RUNS_PER_OCTAVE = 2
+#: are embedding rows, a few KiB (d_model x 2 B); two per octave in each class (`random_run_grid`)
 MAX_RANDOM_RUN_BYTES = 64 * 2**10
 RANDOM_RUN_COUNTS = (2, 3, 4, 8, 16, 32, 64, 128, 256, 1024, 8192)
 #: one channel's sequential accesses: every count up to DENSE_ACCESSES, then SEQUENTIAL_PER_OCTAVE per
@@ -86,6 +86,29 @@ def run_grid(access_bytes: int, per_octave: int = RUNS_PER_OCTAVE, top_bytes: in
         sizes.add(round(x / access_bytes) * access_bytes)
         x *= 2 ** (1 / per_octave)
     return tuple(sorted(sizes))
+
+
+def random_run_grid(access_bytes: int, block_bytes: int, top_bytes: int = MAX_RANDOM_RUN_BYTES) -> tuple[int, ...]:
+    """Random run sizes in two classes (`transaction.whole_blocks`), each interpolated on its own: the
+    divisors of an interleave block and whole blocks at 2^k and 1.5 x 2^k blocks (embedding rows,
+    d_model x 2 B, are whole blocks on every preset); and, also two per octave, sizes that straddle
+    blocks."""
+    whole = {access_bytes * 2**k for k in range(64) if access_bytes * 2**k < block_bytes
+             and block_bytes % (access_bytes * 2**k) == 0}
+    blocks = 1
+    while blocks * block_bytes <= top_bytes:
+        whole |= {blocks * block_bytes} | ({3 * blocks // 2 * block_bytes} if blocks >= 2 else set())
+        blocks *= 2
+    # between the octaves' whole-block sizes, at 2^(k + 1/4) and 2^(k + 3/4); one that happens to be
+    # whole blocks moves up an access
+    straddling = set()
+    for k in range(64):
+        for x in (2 ** (k + 0.25), 2 ** (k + 0.75)):
+            r = max(1, round(x / access_bytes)) * access_bytes
+            r += access_bytes if r > block_bytes and whole_blocks(r, block_bytes) else 0
+            if access_bytes < r <= top_bytes and not whole_blocks(r, block_bytes):
+                straddling.add(r)
+    return tuple(sorted(r for r in whole | straddling if r <= top_bytes))
 
 
 def pattern_addresses(dram: DramMemory, pattern: str, run_bytes: int, count: int, seed: int = 0) -> np.ndarray:
@@ -221,7 +244,8 @@ def calibrate(dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
                               mapping=mapping)
         return (detailed - closed.read_latency_ns) / float(sequential_of.pattern_base_ns(count * run, run, "strided"))
 
-    random_runs = run_grid(access, RANDOM_RUNS_PER_OCTAVE, MAX_RANDOM_RUN_BYTES)
+    block = max(1, min(dram.interleave_bytes, dram.preset.organisation.row_bytes) // access) * access
+    random_runs = random_run_grid(access, block)
 
     def random_factor_at(i, j, run, count):
         return random_factor(dram, closed, run, count, seed=(1 + j * len(random_runs) + i) * RANDOM_SEED_STRIDE,
@@ -238,7 +262,7 @@ def calibrate(dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
         refresh_factor=round(refresh_factor(dram, queue_depth=queue_depth, mapping=mapping), 6),
         busiest_accesses=busiest, sequential_ns=tuple(round(v, 4) for v in sequential),
         run_bytes=runs, run_counts=RUN_COUNTS, random_run_bytes=random_runs, random_run_counts=RANDOM_RUN_COUNTS,
-        strided=rounded_table(strided), random=rounded_table(random))
+        random_periods_bytes=(block, dram.total_channels * dram.preset.organisation.row_bytes), strided=rounded_table(strided), random=rounded_table(random))
 
 
 def grid_table(runs, counts, factor_at) -> np.ndarray:
