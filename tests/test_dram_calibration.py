@@ -107,9 +107,12 @@ def test_engine_patterns_agree_between_grid_points(preset):
     # 1.055 / 1.002 at 16 / 17 / 18 / 19.03 / 19.53 / 20 / 21 / 22 / 22.6 / 24 KiB, the same at queue
     # depth 128, 512 and 1024 (not the queue's window); on one hbm3-6400 stack the busiest channel's
     # exact accesses, bank groups and rows (`gather_channels_ns` on the slots) leave 1.003-1.08 over the
-    # same sizes (not load or row counts). Likely the order within a channel (a run's first block meeting
-    # the previous run's bank in another row waits tRP + tRCD, which a max of per-channel limits cannot
-    # add; unconfirmed). No factor table interpolates that
+    # same sizes (not load or row counts), and no channel meets a bank in another row in order (0-3 such
+    # conflicts per channel, none back to back). The mechanism is bank-group phases: with tCCD_L set to
+    # tCCD_S the same sizes give 0.997-1.017 (tFAW and tRRD shrunk instead: unchanged). A channel's row
+    # lies in one bank group; while what it can serve is one group's, it runs at tCCD_L (2 bursts on
+    # HBM3E), and how long that lasts depends on where the runs' blocks fall. No factor table
+    # interpolates that; a base that counts those phases would
     assert max(abs(d) for k, d in devs.items() if k.startswith("strided")) < 0.05
 
 
