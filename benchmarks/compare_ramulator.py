@@ -1,7 +1,8 @@
 """Compare hwsim's detailed DRAM level with Ramulator 2.1 on the same requests; regenerates the tables.
 
 Usage: python benchmarks/compare_ramulator.py --ramulator PATH/ramulator2 [--tech hbm2 hbm3-6400]
-           [--requests 200000] [--read-buffer 256] [--queue-depth N] [--in-order] [--config-dir DIR]
+           [--requests 200000] [--read-buffer 256] [--queue-release column|completion] [--queue-depth N]
+           [--enqueue-ticks 1] [--in-order] [--config-dir DIR]
            [--timings] [-v] [--out FILE.md]
 
 Ramulator 2.1 (CMU-SAFARI/ramulator2 main; built outside this repository, never vendored) is given by
@@ -25,9 +26,15 @@ Patterns: sequential and uniformly random 32 B reads. Loads: saturated (all offe
 25% / 50% of Ramulator's saturated throughput (evenly spaced). Figures: bandwidth (bytes / time to the
 last completion), activates (Ramulator: row misses + conflicts), mean and p99 read latency from issue,
 or, saturated, from acceptance into the controller (Ramulator's `arrive`; hwsim's queue admission,
-rebuilt from its completions), where buffering sets it (Little's law): by default both buffer the same
-per pseudo-channel: Ramulator --read-buffer 256 per 2-pseudo-channel controller, hwsim 256/2 + one per
-bank (Ramulator's active buffer); neither's bandwidth grows with more.
+`DetailedDram(admission_ns=...)`), where buffering sets it (Little's law): by default both buffer alike
+per pseudo-channel: Ramulator --read-buffer 256 per 2-pseudo-channel controller, a request leaving it for
+the active buffer (one per bank) at its activate and for the pending queue at its column command; hwsim
+256/2 entries with `queue_release="column"`, which frees them the same way (`--queue-release completion
+--queue-depth 144`: the entries held to completion, 256/2 + one per bank, as before). Neither's bandwidth
+grows with more.
+Ramulator's controller schedules a request from the tick after it is sent (`send` at cycle c, commands
+from c + 1: its latency is exactly hwsim's + 1 tick for 99% of light-load requests), so by default hwsim
+sees each request one tick after its arrival (`--enqueue-ticks`; latency still from the arrival).
 Targets: bandwidth and activates within 2%, latency within 5%.
 """
 
@@ -250,21 +257,17 @@ def summary(issue_ns, done_ns, activates, access) -> dict:
             "mean": float(lat.mean()), "p99": float(np.percentile(lat, 99))}
 
 
-def run_hwsim(dram: DramMemory, address, arrival_ns, queue_depth: int, from_admission: bool = False) -> dict:
+def run_hwsim(dram: DramMemory, address, arrival_ns, queue_depth: int, queue_release: str,
+              from_admission: bool = False, enqueue_ns: float = 0.0) -> dict:
     """hwsim on the requests; `from_admission` (all arriving at once): latency from when each request got
-    a queue entry, which in hwsim (in order per channel, an entry held until its burst ends) is the
-    (k - depth + 1)-th completion of its channel for the k-th request, as Ramulator counts from `arrive`."""
-    model = DetailedDram(dram, queue_depth=queue_depth, mapping=MAPPING)
-    done = model.submit(address, False, arrival_ns)
-    start = np.broadcast_to(np.asarray(arrival_ns, dtype=np.float64), done.shape).copy()
-    if from_admission:
-        channel = model.mapping.locate(address)[0]
-        grouped = np.argsort(channel, kind="stable")                 # by channel, arrival order within
-        first = np.searchsorted(channel[grouped], channel[grouped])  # where each one's channel starts
-        rank = np.arange(len(done)) - first
-        completions = done[np.lexsort((done, channel))]              # by channel, ascending
-        later = rank >= queue_depth
-        start[grouped[later]] = completions[(first + rank - queue_depth)[later]]
+    a queue entry, as Ramulator counts from `arrive`. `enqueue_ns`: the requests reach the scheduler this
+    long after they arrive (Ramulator: a request sent at cycle c is first scheduled at c + 1); latency
+    still counts from the arrival."""
+    model = DetailedDram(dram, queue_depth=queue_depth, mapping=MAPPING, queue_release=queue_release)
+    admitted = np.empty(len(address))
+    arrival = np.broadcast_to(np.asarray(arrival_ns, dtype=np.float64), (len(address),))
+    done = model.submit(address, False, arrival + enqueue_ns, admission_ns=admitted)
+    start = admitted - enqueue_ns if from_admission else arrival
     return summary(start, done, model.stats().activates, dram.preset.organisation.access_bytes)
 
 
@@ -279,8 +282,14 @@ def main() -> None:
     parser.add_argument("--config-dir", type=Path, default=None, help="TECH.yaml Ramulator configs to use")
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--read-buffer", type=int, default=256, help="Ramulator read buffer per channel")
+    parser.add_argument("--queue-release", choices=("column", "completion"), default="column",
+                        help="hwsim's queue: entries freed at the column command, an activated request in its "
+                        "bank's slot, as Ramulator's read and active buffers (default), or held to completion")
+    parser.add_argument("--enqueue-ticks", type=int, default=1, help="hwsim sees each request this many "
+                        "Ramulator ticks after it arrives, as Ramulator's controller schedules a request one tick "
+                        "after it is sent (default 1; 0: none)")
     parser.add_argument("--queue-depth", type=int, default=None, help="hwsim queue per pseudo-channel "
-                        "(default: Ramulator's read buffer share plus its active buffer, one per bank)")
+                        "(default: Ramulator's read buffer share; held to completion, plus one per bank)")
     parser.add_argument("--in-order", action="store_true", help="offer Ramulator's requests in one order "
                         "(as its trace frontends do: a full channel holds back all) instead of per channel")
     parser.add_argument("--timings", action="store_true", help="also print the timing-value comparison")
@@ -303,7 +312,7 @@ def main() -> None:
             dram = aligned_dram(g, tech)
             c = g["counts"]
             buffer = yaml.safe_load(config.read_text())["memory_system"]["controllers"][0]["read_buffer_size"]
-            depth = args.queue_depth or buffer // c["pc"] + c["bg"] * c["ba"]
+            depth = args.queue_depth or buffer // c["pc"] + (c["bg"] * c["ba"] if args.queue_release == "completion" else 0)
             if args.timings:
                 extra += [""] + timing_table(g, tech)
             model = DetailedDram(dram, queue_depth=1, mapping=MAPPING)
@@ -328,7 +337,8 @@ def main() -> None:
                         sat_cycles = r["depart"].max()
                         accepted = summary(r["arrive"] * tick, r["depart"] * tick, 0, 1)
                         d.update(mean=accepted["mean"], p99=accepted["p99"])
-                    h = run_hwsim(dram, hw_addr, cycle * tick, depth, from_admission=load == "saturated")
+                    h = run_hwsim(dram, hw_addr, cycle * tick, depth, args.queue_release,
+                                  from_admission=load == "saturated", enqueue_ns=args.enqueue_ticks * tick)
                     rows.append(f"| {tech} | {name} | {load} "
                                 f"| {h['bw']:.1f} / {d['bw']:.1f} ({dev(h['bw'], d['bw'])}) "
                                 f"| {h['act']:,} / {d['act']:,} ({dev(h['act'], max(d['act'], 1))}) "

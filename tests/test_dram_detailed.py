@@ -207,9 +207,32 @@ def _traffic(seed: int, n: int, d: DramMemory):
     return address, rng.random(n) < 0.3, np.cumsum(rng.exponential(0.4, n))
 
 
-@pytest.mark.parametrize("name, stacks, closed", [("hbm2", 1, False), ("hbm3-6400", 2, True),
-                                                  ("lpddr5-6400", 3, False)])
-def test_channels_in_parallel_give_the_serial_results_bit_for_bit(name, stacks, closed, monkeypatch):
+def test_a_queue_entry_freed_at_the_column_command_hand_computed():
+    # hbm2, one queue entry, three reads of one row (tRCD 14, tCL 14, burst 2, tCCD_L 2 ns).
+    # Held to completion: each waits for the previous burst's end: 30, 46, 62 ns.
+    # Freed at the column command (Ramulator 2's read buffer): the first request leaves the buffer for its
+    # bank's slot when its activate issues (t = 0), so the second enters at 0; its column command follows
+    # the first's (14) by tCCD_L (16, done 32); the third enters at 16 and reads at 18 (done 34)
+    d = DramMemory(preset=load_preset("dram", "hbm2", DramPreset), stacks=1, source="test")
+    address = np.array([0, 32, 64])
+    held = DetailedDram(d, queue_depth=1, refresh=False).submit(address, False, 0.0)
+    freed = DetailedDram(d, queue_depth=1, refresh=False, queue_release="column").submit(address, False, 0.0)
+    assert held.tolist() == [30.0, 46.0, 62.0] and freed.tolist() == [30.0, 32.0, 34.0]
+    admitted = np.empty(3)
+    DetailedDram(d, queue_depth=1, refresh=False).submit(address, False, 0.0, admission_ns=admitted)
+    assert admitted.tolist() == [0.0, 30.0, 46.0]   # each when the previous burst ended
+    DetailedDram(d, queue_depth=1, refresh=False, queue_release="column").submit(address, False, 0.0,
+                                                                                 admission_ns=admitted)
+    assert admitted.tolist() == [0.0, 0.0, 16.0]
+    with pytest.raises(ValueError, match="queue_release"):
+        DetailedDram(d, queue_release="issue")
+
+
+@pytest.mark.parametrize("name, stacks, closed, release", [("hbm2", 1, False, "completion"),
+                                                           ("hbm3-6400", 2, True, "completion"),
+                                                           ("lpddr5-6400", 3, False, "completion"),
+                                                           ("hbm2", 2, False, "column")])
+def test_channels_in_parallel_give_the_serial_results_bit_for_bit(name, stacks, closed, release, monkeypatch):
     """Channels share no state, so spreading them over threads changes nothing: completions, every
     counter and the latency statistics equal the serial loop's, over two calls (state carried). The
     layout by channel is made in pieces on the threads too (at any size here)."""
@@ -218,7 +241,7 @@ def test_channels_in_parallel_give_the_serial_results_bit_for_bit(name, stacks, 
     address, writes, arrival = _traffic(7, 30_000, d)
     runs = []
     for parallel in (False, True):
-        model = DetailedDram(d, queue_depth=48, closed_row=closed, parallel=parallel)
+        model = DetailedDram(d, queue_depth=48, closed_row=closed, parallel=parallel, queue_release=release)
         first = model.submit(address[:20_000], writes[:20_000], arrival[:20_000])
         second = model.submit(address[20_000:], writes[20_000:], arrival[20_000:] + 5.0)
         runs.append((np.concatenate([first, second]), model.counts.copy(), model.stats()))

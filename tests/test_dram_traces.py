@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,23 @@ def test_dram_run_cli_on_one_thread_prints_the_same(tmp_path, capsys):
     assert outputs[0] == outputs[1]
     assert main(["dram", "run", str(path), "--threads", "0"]) == 2
     assert "--threads" in capsys.readouterr().err
+
+
+def test_dram_run_cli_frees_entries_at_the_column_command_on_request(tmp_path, capsys):
+    # all at once through a shallow queue: entries freed at the column command admit requests sooner,
+    # so the same reads finish no later and wait less in front of the queue
+    path = tmp_path / "burst.trace"
+    path.write_text("".join(f"0x{(i * 7919 % 65536) * 32:X} READ 0\n" for i in range(4000)))
+    printed = {}
+    for release in ("completion", "column"):
+        assert main(["dram", "run", str(path), "--preset", "hbm2", "--queue-depth", "8", "--queue-release", release]) == 0
+        printed[release] = capsys.readouterr().out
+    assert "freed at the column command" in printed["column"] and "freed at" not in printed["completion"]
+    mean = {r: float(re.search(r"mean ([0-9.,]+)", out).group(1).replace(",", "")) for r, out in printed.items()}
+    assert mean["column"] < mean["completion"]
+    with pytest.raises(SystemExit) as bad:  # argparse: usage and the allowed values, exit 2
+        main(["dram", "run", str(path), "--queue-release", "issue"])
+    assert bad.value.code == 2 and "--queue-release" in capsys.readouterr().err
 
 
 def test_dram_run_cli_rejects_bad_mapping(tmp_path, capsys):

@@ -14,6 +14,8 @@ from hwsim.records import Frozen
 #: The detailed level keeps a completion time per entry per channel and calibration replica, so a depth of
 #: millions would ask for tens of GB: beyond this bound it is a typo, not a design.
 MAX_QUEUE_DEPTH = 4096
+#: when a detailed-level request gives its queue entry back (`DetailedDram(queue_release=...)`)
+QUEUE_RELEASES = ("completion", "column")
 
 class DramOrganisation(Frozen):
     channels: PositiveInt

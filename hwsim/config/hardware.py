@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import (Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hwsim.config.dram import MAX_QUEUE_DEPTH, DramCalibration, DramPreset
 from hwsim.config.execution import Dataflow, Execution

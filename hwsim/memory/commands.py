@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from hwsim.cache import add_cache_argument
-from hwsim.config.dram import MAX_QUEUE_DEPTH
+from hwsim.config.dram import MAX_QUEUE_DEPTH, QUEUE_RELEASES
 from hwsim.errors import HwsimInputError
 
 
@@ -23,6 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--interleave-bytes", type=int, default=256,
                      help="bytes kept in one channel before the next (a power of two, default 256)")
     run.add_argument("--closed-row", action="store_true", help="closed-row policy (default open row)")
+    run.add_argument("--queue-release", choices=QUEUE_RELEASES, default="completion",
+                     help="when a request frees its queue entry: completion (its data burst ends; default) or "
+                     "column (its column command issues, an activated request waiting in its bank's slot: "
+                     "Ramulator 2's read buffer)")
     run.add_argument("--format", choices=("dramsim3", "ramulator2"), default=None,
                      help="trace format (default: guessed from the first line)")
     run.add_argument("--threads", type=int, default=None,
@@ -100,11 +104,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     threads = use_threads(args.threads)
     trace = read_trace(args.trace, fmt=args.format, tCK_ns=dram.preset.timings_ns.tCK, threads=threads)
     model = DetailedDram(dram, queue_depth=args.queue_depth, mapping=args.mapping or DEFAULT_MAPPING,
-                         closed_row=args.closed_row, parallel=threads > 1)
+                         closed_row=args.closed_row, parallel=threads > 1, queue_release=args.queue_release)
     model.submit(trace.address, trace.is_write, trace.arrival_ns, completion=False)
     print(format_stats(model.stats(), f"{args.trace} ({trace.format}, {len(trace.address):,} requests) on "
                        f"{args.preset} x{args.stacks}, queue {args.queue_depth}, mapping "
-                       f"{args.mapping or DEFAULT_MAPPING}{', closed row' if args.closed_row else ''}"))
+                       f"{args.mapping or DEFAULT_MAPPING}{', closed row' if args.closed_row else ''}"
+                       f"{', entries freed at the column command' if args.queue_release == 'column' else ''}"))
     return 0
 
 

@@ -6,7 +6,9 @@ Channels share nothing, so `run_channels_parallel` runs them on numba's threads 
 
 Event-driven: time jumps from one command to the next; nothing ticks through idle cycles. Per channel:
  - admission: requests enter in arrival order while the queue has a free entry; an entry is held from
-   admission until the request's data burst ends, so queue depth bounds the look-ahead;
+   admission until the request's data burst ends, so queue depth bounds the look-ahead (or, with
+   `release_at_column`, as Ramulator 2's read buffer: until its column command, and a request whose
+   activate has issued waits in its bank's slot outside the buffer);
  - row preparation: for the oldest waiting request of every bank that has no waiting row hit, precharge
    (open row) and activate at the earliest legal time (tRP, tRAS, tRC, tRRD_S/L, tFAW);
  - column command: the waiting row hit that can issue earliest (tRCD, tCCD_S/L, read-to-write
@@ -108,46 +110,52 @@ def _heap_pop(heap, u, size):
 
 
 @njit(cache=True)
-def run_channels(t, queue_depth, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
+def run_channels(t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
                  chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight, counts,
-                 completion, was_hit):
+                 completion, was_hit, admitted):
     """Schedule every request of every channel, one channel after the other; fills `completion` (ns)
-    and `was_hit` in place. Requests of channel u are rows offsets[u]:offsets[u+1], in arrival order."""
+    and `was_hit` (and `admitted`, the admission times, unless it is empty) in place. Requests of
+    channel u are rows offsets[u]:offsets[u+1], in arrival order."""
     for u in range(offsets.shape[0] - 1):
-        _run_channel(u, t, queue_depth, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
+        _run_channel(u, t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
                      chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight, counts,
-                     completion, was_hit)
+                     completion, was_hit, admitted)
 
 
 @njit(cache=True, parallel=True)
-def run_channels_parallel(t, queue_depth, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
+def run_channels_parallel(t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
                           chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight,
-                          counts, completion, was_hit):
+                          counts, completion, was_hit, admitted):
     """`run_channels` with the channels spread over numba's threads: channels share no state, each
     writes only its own rows of the state arrays and its own requests' results, so the results are
     the same as the serial loop's, bit for bit."""
     for u in prange(offsets.shape[0] - 1):
-        _run_channel(u, t, queue_depth, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
+        _run_channel(u, t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
                      chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight, counts,
-                     completion, was_hit)
+                     completion, was_hit, admitted)
 
 
 @njit(cache=True)
-def _run_channel(u, t, queue_depth, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
+def _run_channel(u, t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
                  chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight, counts,
-                 completion, was_hit):
+                 completion, was_hit, admitted):
     """Schedule channel u's requests. Waiting requests sit in one doubly linked list per bank (oldest
     first), so a decision costs O(banks), not O(queue depth). `inflight[u]` is a min-heap of the
-    completion times of requests still holding a queue entry."""
+    times at which entries still held free (completions). `release_at_column`: an entry frees when its
+    column command issues instead, or, for the request an activate was issued for, at that activate (it
+    waits in its bank's slot outside the buffer, at most one per bank, until its column command)."""
     n_banks = open_row.shape[1]
     lo, hi = offsets[u], offsets[u + 1]
     if lo == hi:
         return
-    p_req = np.empty(queue_depth, np.int64)     # pool of queue entries
-    p_adm = np.empty(queue_depth, np.float64)
-    p_next = np.empty(queue_depth, np.int64)
-    p_prev = np.empty(queue_depth, np.int64)
-    free = np.empty(queue_depth, np.int64)
+    pool = queue_depth + (n_banks if release_at_column else 0)  # activated requests wait outside the buffer
+    p_req = np.empty(pool, np.int64)     # pool of queue entries
+    p_adm = np.empty(pool, np.float64)
+    p_next = np.empty(pool, np.int64)
+    p_prev = np.empty(pool, np.int64)
+    promoted = np.zeros(pool, np.bool_)  # release_at_column: activated for, waiting in its bank's slot
+    n_promoted = 0
+    free = np.empty(pool, np.int64)
     head = np.full(n_banks, -1, np.int64)
     tail = np.full(n_banks, -1, np.int64)
     waiting = np.zeros(n_banks, np.int64)
@@ -155,18 +163,18 @@ def _run_channel(u, t, queue_depth, closed_row, banks_per_group, offsets, arriva
     read_hit = np.full(n_banks, -1, np.int64)   # each bank's oldest waiting read hit (queue entry; -1 none)
     write_hit = np.full(n_banks, -1, np.int64)  # ... and oldest waiting write hit
     group_of = np.arange(n_banks) // banks_per_group  # bank group of each bank (no division in the loops)
-    for j in range(queue_depth):
-        free[j] = queue_depth - 1 - j
-    n_free = queue_depth
+    for j in range(pool):
+        free[j] = pool - 1 - j
+    n_free = pool
     k = lo
     nwait = 0
     now = chan[u, C_NOW]
     size = n_inflight[u]
     while k < hi or nwait > 0:
         # admission: in order, while an entry is free by `now` (idle channel: jump to the arrival)
-        while k < hi and nwait < queue_depth:
+        while k < hi and nwait - n_promoted < queue_depth:
             t_adm = arrival[k]
-            if nwait + size >= queue_depth:
+            if nwait - n_promoted + size >= queue_depth:
                 t_adm = max(t_adm, inflight[u, 0])
             if nwait == 0 and t_adm > now:
                 now = t_adm
@@ -180,6 +188,8 @@ def _run_channel(u, t, queue_depth, closed_row, banks_per_group, offsets, arriva
             b = bank[k]
             p_req[e] = k
             p_adm[e] = t_adm
+            if admitted.shape[0] > 0:
+                admitted[k] = t_adm
             p_next[e] = -1
             p_prev[e] = tail[b]
             if tail[b] >= 0:
@@ -254,9 +264,9 @@ def _run_channel(u, t, queue_depth, closed_row, banks_per_group, offsets, arriva
         # nothing is decided ahead of time: a request admitted before the next command may offer an
         # earlier one (a younger request to an idle bank activates before an older one's tRAS ends)
         next_cmd = min(best_act, best_col)
-        if k < hi and nwait < queue_depth:
+        if k < hi and nwait - n_promoted < queue_depth:
             t_next = arrival[k]
-            if nwait + size >= queue_depth:
+            if nwait - n_promoted + size >= queue_depth:
                 t_next = max(t_next, inflight[u, 0])
             if t_next < next_cmd:
                 now = max(now, t_next)
@@ -281,6 +291,11 @@ def _run_channel(u, t, queue_depth, closed_row, banks_per_group, offsets, arriva
             unused[u, b] = True
             counts[u, N_ACT] += 1
             was_hit[r] = False
+            if release_at_column and not promoted[head[b]]:  # it leaves the buffer now: its entry frees at `act`
+                promoted[head[b]] = True
+                n_promoted += 1
+                _heap_push(inflight, u, size, act)
+                size += 1
             n = 0
             read_hit[b] = -1
             write_hit[b] = -1
@@ -325,8 +340,15 @@ def _run_channel(u, t, queue_depth, closed_row, banks_per_group, offsets, arriva
         chan[u, C_LAST_COL] = col
         chan[u, C_LAST_COL_BG] = g
         completion[r] = end
-        _heap_push(inflight, u, size, end)
-        size += 1
+        if not release_at_column:
+            _heap_push(inflight, u, size, end)   # the entry is held until the burst ends
+            size += 1
+        elif promoted[e]:                         # its entry was freed at its activate
+            promoted[e] = False
+            n_promoted -= 1
+        else:
+            _heap_push(inflight, u, size, col)   # the entry frees now
+            size += 1
         # the bank's next oldest hit of the same kind: younger than this one, so after it in the list
         if is_write[r]:
             write_hit[b] = _next_hit(p_next[e], p_next, p_req, row, is_write, open_row[u, b], True)

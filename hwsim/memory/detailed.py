@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hwsim.config.dram import QUEUE_RELEASES
 from hwsim.config.hardware import DramMemory
 from hwsim.memory import controller_kernel as k
 from hwsim.memory.jit import get_num_threads, njit, prange
@@ -166,13 +167,19 @@ class DetailedDram:
 
     def __init__(self, dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
                  mapping: str = DEFAULT_MAPPING, closed_row: bool = False, refresh: bool = True,
-                 replicas: int = 1, parallel: bool = False):
+                 replicas: int = 1, parallel: bool = False, queue_release: str = "completion"):
         """`replicas`: independent copies of every channel (a request names its copy in `submit`), so
         many random draws of one pattern are measured in one pass, each on fresh channels. `parallel`:
-        channels spread over numba's threads (same results; for one big replay, not inside a pool)."""
+        channels spread over numba's threads (same results; for one big replay, not inside a pool).
+        `queue_release`: when a request gives back its queue entry, `completion` (its data burst ends:
+        a DMA's outstanding requests, hwsim's engine) or `column` (its column command issues, and an
+        activated request waits in its bank's slot outside the queue: Ramulator 2's read buffer)."""
+        if queue_release not in QUEUE_RELEASES:
+            raise ValueError(f"queue_release {queue_release!r}; known: {', '.join(QUEUE_RELEASES)}")
         org = dram.preset.organisation
         self.dram = dram
         self.queue_depth = int(queue_depth)
+        self.queue_release = queue_release
         self.closed_row = bool(closed_row)
         self.parallel = bool(parallel)
         self.mapping = AddressMapping.build(
@@ -208,12 +215,14 @@ class DetailedDram:
 
     def submit(self, address: np.ndarray, is_write: np.ndarray | bool, arrival_ns: np.ndarray | float,
                *, keep_latency: bool = True, replica: np.ndarray | None = None,
-               completion: bool = True) -> np.ndarray | None:
+               completion: bool = True, admission_ns: np.ndarray | None = None) -> np.ndarray | None:
         """Serve requests (one access each) arriving at `arrival_ns`; return each one's completion time
         (None with `completion=False`, which saves a trace replay two request-sized arrays).
 
         Requests already submitted are scheduled first (a later call never overtakes an earlier one).
-        `replica` (with `replicas` > 1): which copy of the channels each request goes to."""
+        `replica` (with `replicas` > 1): which copy of the channels each request goes to.
+        `admission_ns` (one float per request, with `completion`): filled with when each request got
+        its queue entry."""
         address = np.ascontiguousarray(address, dtype=np.int64)
         n = address.shape[0]
         if n == 0:
@@ -227,10 +236,14 @@ class DetailedDram:
         if arrival.shape[0] > 1 and np.any(arrival[1:] < arrival[:-1]):
             # the layout keeps input order within a channel: put the requests in arrival order first
             first = np.argsort(arrival, kind="stable")
+            admitted = None if admission_ns is None else np.empty(n)
             done = self.submit(address[first], writes[first] if writes.shape[0] > 1 else writes, arrival[first],
-                               keep_latency=keep_latency, replica=replicas[first] if replicas.shape[0] > 1 else replicas)
+                               keep_latency=keep_latency, replica=replicas[first] if replicas.shape[0] > 1 else replicas,
+                               admission_ns=admitted)
             out = np.empty(n)
             out[first] = done
+            if admission_ns is not None:
+                admission_ns[first] = admitted
             return out if completion else None
         offsets = np.zeros(self.channels + 1, dtype=np.int64)
         order = np.empty(n if completion else 0, dtype=np.int64)
@@ -245,12 +258,18 @@ class DetailedDram:
             _by_channel_parallel(*inputs, get_num_threads())
         else:
             _by_channel(*inputs)
+        if admission_ns is not None and (not completion or admission_ns.shape != (n,)):
+            raise ValueError("admission_ns needs one float per request, and completions")
         done = np.empty(n)
         was_hit = np.ones(n, dtype=np.bool_)
+        admitted = np.empty(n if admission_ns is not None else 0)
         run = k.run_channels_parallel if self.parallel else k.run_channels
-        run(self.timings, self.queue_depth, self.closed_row, self.banks_per_group, offsets, arrival_in_order,
-            bank, row, writes_in_order, self.chan, self.open_row, self.row_ready, self.act_ready, self.pre_ready,
-            self.unused, self.inflight, self.n_inflight, self.counts, done, was_hit)
+        run(self.timings, self.queue_depth, self.queue_release == "column", self.closed_row, self.banks_per_group,
+            offsets, arrival_in_order, bank, row, writes_in_order, self.chan, self.open_row, self.row_ready,
+            self.act_ready, self.pre_ready, self.unused, self.inflight, self.n_inflight, self.counts, done, was_hit,
+            admitted)
+        if admission_ns is not None:
+            admission_ns[order] = admitted
         self.first_arrival_ns = min(self.first_arrival_ns, float(arrival.min()))
         self.last_completion_ns = max(self.last_completion_ns, float(done.max()))
         self.bytes += n * self.access_bytes
