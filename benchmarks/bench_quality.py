@@ -23,7 +23,7 @@ def main() -> None:
     from hwsim.policies.kinds import ThresholdPolicy
     from hwsim.quality.evaluate import _model, evaluate_policy
 
-    options = dict(tokens=args.tokens, streams=args.streams, seeds=args.seeds, cache_dir=None, threads=1)
+    options = {"tokens": args.tokens, "streams": args.streams, "seeds": args.seeds, "cache_dir": None, "threads": 1}
     for name in args.models.split(","):
         loaded = _model(name)
         evaluate_policy(ThresholdPolicy(threshold_bits=2.0, low_bits=4), loaded=loaded, **options)

@@ -312,7 +312,8 @@ def main() -> None:
             dram = aligned_dram(g, tech)
             c = g["counts"]
             buffer = yaml.safe_load(config.read_text())["memory_system"]["controllers"][0]["read_buffer_size"]
-            depth = args.queue_depth or buffer // c["pc"] + (c["bg"] * c["ba"] if args.queue_release == "completion" else 0)
+            active = c["bg"] * c["ba"] if args.queue_release == "completion" else 0  # Ramulator's active buffer
+            depth = args.queue_depth or buffer // c["pc"] + active
             if args.timings:
                 extra += [""] + timing_table(g, tech)
             model = DetailedDram(dram, queue_depth=1, mapping=MAPPING)

@@ -105,9 +105,9 @@ def footprint(model: ModelSpec) -> ModelFootprint:
     lm_head_bytes = quantised_bytes(lm_head_params, model.weight_bits, model.weight_group_size,
                                     model.weight_scale_bits)
     embeddings = lm_head_params * (1 if model.tie_embeddings else 2)
-    common = dict(n_layers=model.n_layers, lm_head_bytes=float(lm_head_bytes),
-                  embedding_bytes_per_token=model.d_model * act_bytes, lm_head_flops_per_stream=2.0 * lm_head_params,
-                  weight_precision_key={16: "fp16", 8: "int8", 4: "int4"}[model.weight_bits], stack=stack)
+    common = {"n_layers": model.n_layers, "lm_head_bytes": float(lm_head_bytes),
+              "embedding_bytes_per_token": model.d_model * act_bytes, "lm_head_flops_per_stream": 2.0 * lm_head_params,
+              "weight_precision_key": {16: "fp16", 8: "int8", 4: "int4"}[model.weight_bits], "stack": stack}
     if model.architecture == "hybrid":
         total = stack.stored_params + embeddings + model.d_model
         return ModelFootprint(

@@ -21,8 +21,8 @@ from hwsim.engine import DecodeEngine
 from hwsim.files import temporary_sibling, write_atomic, write_text_atomic
 from hwsim.geometry import ModelFootprint, footprint
 from hwsim.gpu import GpuEngine, kernel_breakdown
-from hwsim.kv import KvPlan, kv_plan
 from hwsim.kernels import decode_kernels
+from hwsim.kv import KvPlan, kv_plan
 from hwsim.memory.transaction import DramTiming
 from hwsim.policies import StatePlan
 from hwsim.policies.kinds import StaticPolicy

@@ -15,8 +15,8 @@ import numpy as np
 from hwsim.config.experiment import Experiment
 from hwsim.errors import HwsimInputError
 from hwsim.geometry import ModelFootprint
-from hwsim.memory.transaction import DramTiming
 from hwsim.kv import KvPlan
+from hwsim.memory.transaction import DramTiming
 from hwsim.policies import StatePlan
 from hwsim.residency import Placement, place
 from hwsim.sizing import kv_position_bytes, state_bytes

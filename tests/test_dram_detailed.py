@@ -180,7 +180,7 @@ def test_decode_is_floor_digits_of_the_address(order, channels, banks, addresses
         if name == "Co":
             expected = expected * m.block_accesses + low
         assert np.array_equal(got[name], expected), name
-    ch, bank, bg, row = m.locate(a)
+    _, bank, _, row = m.locate(a)
     assert np.array_equal(bank, got["Bg"] * banks + got["Ba"]) and np.array_equal(row, got["Ro"])
 
 

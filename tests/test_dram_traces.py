@@ -84,7 +84,8 @@ def test_dram_run_cli_frees_entries_at_the_column_command_on_request(tmp_path, c
     path.write_text("".join(f"0x{(i * 7919 % 65536) * 32:X} READ 0\n" for i in range(4000)))
     printed = {}
     for release in ("completion", "column"):
-        assert main(["dram", "run", str(path), "--preset", "hbm2", "--queue-depth", "8", "--queue-release", release]) == 0
+        assert main(["dram", "run", str(path), "--preset", "hbm2", "--queue-depth", "8",
+                     "--queue-release", release]) == 0
         printed[release] = capsys.readouterr().out
     assert "freed at the column command" in printed["column"] and "freed at" not in printed["completion"]
     mean = {r: float(re.search(r"mean ([0-9.,]+)", out).group(1).replace(",", "")) for r, out in printed.items()}

@@ -10,17 +10,17 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from hwsim.quality.distill import distill_loss  # noqa: E402
-from hwsim.quality.quantise import StateFormat  # noqa: E402
-from hwsim.quality.signals import lowest_share, one_step_costs, previous, signal_bits  # noqa: E402
-from hwsim.quality.ssd_model import SsdMamba2LM, init_like_transformers, ssd_scan  # noqa: E402
+from hwsim.quality.distill import distill_loss
+from hwsim.quality.quantise import StateFormat
+from hwsim.quality.signals import lowest_share, one_step_costs, previous, signal_bits
+from hwsim.quality.ssd_model import SsdMamba2LM, init_like_transformers, ssd_scan
 
 
 def _config(**overrides):
     from transformers import Mamba2Config
 
-    fields = dict(vocab_size=61, hidden_size=32, state_size=16, num_hidden_layers=2, num_heads=8, head_dim=8,
-                  n_groups=2, expand=2, chunk_size=8, tie_word_embeddings=True)
+    fields = {"vocab_size": 61, "hidden_size": 32, "state_size": 16, "num_hidden_layers": 2, "num_heads": 8,
+              "head_dim": 8, "n_groups": 2, "expand": 2, "chunk_size": 8, "tie_word_embeddings": True}
     return Mamba2Config(**(fields | overrides))
 
 
@@ -124,11 +124,11 @@ def test_signal_bits_write_exactly_the_share_and_masks_keep_their_units_high():
     from hwsim.quality.run import Reference
 
     rng = np.random.default_rng(0)
-    streams, steps, layers, heads = 3, 16, 2, 4
+    streams, steps, layers = 3, 16, 2
     ref = Reference(np.log(rng.dirichlet(np.ones(5), (streams, steps))).astype(np.float32),
                     rng.random((streams, steps)), rng.random((streams, steps - 1)), np.array([], int),
                     np.zeros((streams, 0, layers, 0), np.float32), rng.random((streams, steps)))
-    decay = np.array([[0.1, 0.5, 0.9, 1.3], [0.2, 0.6, 1.0, 1.4]])
+    decay = np.array([[0.1, 0.5, 0.9, 1.3], [0.2, 0.6, 1.0, 1.4]])  # (layers, 4 heads)
     for name in ("random", "entropy", "top1", "surprisal", "update_norm", "oracle", "entropy_keep_layer",
                  "entropy_keep_heads"):
         bits, share = signal_bits(name, 0.25, ref=ref, oracle_cost=rng.random((streams, steps)), keep_layer=1,
@@ -260,7 +260,7 @@ def test_a_later_stage_starts_from_the_saved_checkpoint_and_refuses_another_geom
 
     first = {"stage": 1, "tokens_seen": 100, "steps_run": 2}
     (tmp_path / "training.json").write_text(json.dumps({"training": first}))
-    args = lambda stage: argparse.Namespace(init_from=tmp_path, stage=stage)  # noqa: E731
+    args = lambda stage: argparse.Namespace(init_from=tmp_path, stage=stage)
     assert previous_stages(args(2)) == [first]
     with pytest.raises(SystemExit, match="has 1 stage"):
         previous_stages(args(3))
@@ -284,9 +284,9 @@ def test_the_catalog_command_chains_every_training_stage(tmp_path):
     checkpoint with its own window offsets, then the evaluation."""
     from hwsim.quality.catalog import distilled_entry
 
-    common = dict(pretrain_steps=1, distill_windows=32, distilled_windows=32, plain_share=0.25, alpha=0.8,
-                  batch=4, layers=4, d_model=256, d_state=128, headdim=64, window_tokens=512, threads=1,
-                  train_wall_s=1.0, total_wall_s=2.0, torch_version="x")
+    common = {"pretrain_steps": 1, "distill_windows": 32, "distilled_windows": 32, "plain_share": 0.25,
+              "alpha": 0.8, "batch": 4, "layers": 4, "d_model": 256, "d_state": 128, "headdim": 64,
+              "window_tokens": 512, "threads": 1, "train_wall_s": 1.0, "total_wall_s": 2.0, "torch_version": "x"}
     one = dict(common, stage=1, steps=10, steps_run=10, tokens_seen=20480, lr=3e-3, seed=0)
     two = dict(common, stage=2, steps=8, steps_run=6, tokens_seen=12288, lr=1e-3, seed=1, warmup=4,
                first_window=32, tail_offset=60)

@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from hwsim.quality.mamba2_step import decode_step  # noqa: E402
-from hwsim.quality.model import tiny_model  # noqa: E402
+from hwsim.quality.mamba2_step import decode_step
+from hwsim.quality.model import tiny_model
 
 pytestmark = pytest.mark.torch
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from helpers import DEFAULT_TIER_DRAM, calibrated_tier_dram, every_dram_preset_tiered
 from hypothesis import example, given
 from hypothesis import strategies as st
-
-from helpers import DEFAULT_TIER_DRAM, calibrated_tier_dram, every_dram_preset_tiered
 
 from hwsim.config import DramPreset, Hardware, load_preset
 from hwsim.config.hardware import DramMemory

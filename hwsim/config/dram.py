@@ -8,7 +8,6 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_
 
 from hwsim.records import Frozen
 
-
 #: Largest controller queue (entries per channel) a configuration may ask for: real controllers hold tens
 #: to a few hundred (estimate; DRAMsim3's stock configs queue 32 transactions, hwsim's presets 64-128).
 #: The detailed level keeps a completion time per entry per channel and calibration replica, so a depth of
@@ -16,6 +15,8 @@ from hwsim.records import Frozen
 MAX_QUEUE_DEPTH = 4096
 #: when a detailed-level request gives its queue entry back (`DetailedDram(queue_release=...)`)
 QUEUE_RELEASES = ("completion", "column")
+#: a calibration's key: the sha256 of its inputs
+CALIBRATION_KEY_PATTERN = "^[0-9a-f]{64}$"
 
 class DramOrganisation(Frozen):
     channels: PositiveInt
@@ -100,7 +101,7 @@ class DramCalibration(Frozen):
     its accesses (`sequential_ns` by `busiest_accesses`, beyond the first access); `count` runs of `run`
     bytes take the closed form times `strided` or `random` (by run count, then run size)."""
 
-    key: str = Field(pattern="^[0-9a-f]{64}$")
+    key: str = Field(pattern=CALIBRATION_KEY_PATTERN)
     source: str = Field(min_length=3)
     queue_depth: PositiveInt = Field(le=MAX_QUEUE_DEPTH)
     mapping: str = Field(min_length=2)

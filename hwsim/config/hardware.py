@@ -3,6 +3,7 @@ and how it executes a step (`execution`: dataflow or gpu)."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import (
@@ -16,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from hwsim.config.dram import MAX_QUEUE_DEPTH, DramCalibration, DramPreset
+from hwsim.config.dram import CALIBRATION_KEY_PATTERN, MAX_QUEUE_DEPTH, DramCalibration, DramPreset
 from hwsim.config.execution import Dataflow, Execution
 from hwsim.records import Frozen
 
@@ -47,7 +48,7 @@ class DramMemory(Frozen):
             return handler(value)
         except ValidationError:
             key = value.get("key") if isinstance(value, dict) else None
-            if isinstance(key, str) and len(key) == 64 and all(c in "0123456789abcdef" for c in key):
+            if isinstance(key, str) and re.fullmatch(CALIBRATION_KEY_PATTERN, key):
                 return None
             raise
 

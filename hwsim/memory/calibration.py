@@ -262,7 +262,8 @@ def calibrate(dram: DramMemory, *, queue_depth: int = DEFAULT_QUEUE_DEPTH,
         refresh_factor=round(refresh_factor(dram, queue_depth=queue_depth, mapping=mapping), 6),
         busiest_accesses=busiest, sequential_ns=tuple(round(v, 4) for v in sequential),
         run_bytes=runs, run_counts=RUN_COUNTS, random_run_bytes=random_runs, random_run_counts=RANDOM_RUN_COUNTS,
-        random_periods_bytes=(block, dram.total_channels * dram.preset.organisation.row_bytes), strided=rounded_table(strided), random=rounded_table(random))
+        random_periods_bytes=(block, dram.total_channels * dram.preset.organisation.row_bytes),
+        strided=rounded_table(strided), random=rounded_table(random))
 
 
 def grid_table(runs, counts, factor_at) -> np.ndarray:

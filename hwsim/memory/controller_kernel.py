@@ -110,34 +110,34 @@ def _heap_pop(heap, u, size):
 
 
 @njit(cache=True)
-def run_channels(t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
-                 chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight, counts,
+def run_channels(t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank, row,
+                 is_write, chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight, counts,
                  completion, was_hit, admitted):
     """Schedule every request of every channel, one channel after the other; fills `completion` (ns)
     and `was_hit` (and `admitted`, the admission times, unless it is empty) in place. Requests of
     channel u are rows offsets[u]:offsets[u+1], in arrival order."""
     for u in range(offsets.shape[0] - 1):
-        _run_channel(u, t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
-                     chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight, counts,
+        _run_channel(u, t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank, row,
+                     is_write, chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight, counts,
                      completion, was_hit, admitted)
 
 
 @njit(cache=True, parallel=True)
-def run_channels_parallel(t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
-                          chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight,
+def run_channels_parallel(t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank,
+                          row, is_write, chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight,
                           counts, completion, was_hit, admitted):
     """`run_channels` with the channels spread over numba's threads: channels share no state, each
     writes only its own rows of the state arrays and its own requests' results, so the results are
     the same as the serial loop's, bit for bit."""
     for u in prange(offsets.shape[0] - 1):
-        _run_channel(u, t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
-                     chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight, counts,
+        _run_channel(u, t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank, row,
+                     is_write, chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight, counts,
                      completion, was_hit, admitted)
 
 
 @njit(cache=True)
-def _run_channel(u, t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank, row, is_write,
-                 chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight, counts,
+def _run_channel(u, t, queue_depth, release_at_column, closed_row, banks_per_group, offsets, arrival, bank, row,
+                 is_write, chan, open_row, row_ready, act_ready, pre_ready, unused, inflight, n_inflight, counts,
                  completion, was_hit, admitted):
     """Schedule channel u's requests. Waiting requests sit in one doubly linked list per bank (oldest
     first), so a decision costs O(banks), not O(queue depth). `inflight[u]` is a min-heap of the

@@ -233,13 +233,15 @@ class DetailedDram:
                     else np.ascontiguousarray(np.atleast_1d(np.asarray(replica, dtype=np.int64))))
         if arrival.shape[0] not in (1, n) or writes.shape[0] not in (1, n) or replicas.shape[0] not in (0, 1, n):
             raise ValueError("arrival_ns, is_write and replica need one value per request or one for all")
+        if admission_ns is not None and (not completion or admission_ns.shape != (n,)):
+            raise ValueError("admission_ns needs one float per request, and completions")
         if arrival.shape[0] > 1 and np.any(arrival[1:] < arrival[:-1]):
             # the layout keeps input order within a channel: put the requests in arrival order first
             first = np.argsort(arrival, kind="stable")
             admitted = None if admission_ns is None else np.empty(n)
             done = self.submit(address[first], writes[first] if writes.shape[0] > 1 else writes, arrival[first],
-                               keep_latency=keep_latency, replica=replicas[first] if replicas.shape[0] > 1 else replicas,
-                               admission_ns=admitted)
+                               keep_latency=keep_latency, admission_ns=admitted,
+                               replica=replicas[first] if replicas.shape[0] > 1 else replicas)
             out = np.empty(n)
             out[first] = done
             if admission_ns is not None:
@@ -258,8 +260,6 @@ class DetailedDram:
             _by_channel_parallel(*inputs, get_num_threads())
         else:
             _by_channel(*inputs)
-        if admission_ns is not None and (not completion or admission_ns.shape != (n,)):
-            raise ValueError("admission_ns needs one float per request, and completions")
         done = np.empty(n)
         was_hit = np.ones(n, dtype=np.bool_)
         admitted = np.empty(n if admission_ns is not None else 0)

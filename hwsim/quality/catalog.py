@@ -42,7 +42,7 @@ def distilled_entry(directory: Path, record: dict) -> dict:
         for s in stages]
     command = (" && ".join(f"{t} && {stage_command(record['name'], s)}" for t, s in zip(teacher, stages))
                + f" && python -m hwsim.quality.distill --out workloads/models/{record['name']} --evaluate")
-    round3 = lambda d: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}  # noqa: E731
+    round3 = lambda d: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
     out = {
         "name": record["name"], "architecture": record["architecture"], "params": record["params"],
         "config": record["config"], "checkpoint_dtype": record["checkpoint_dtype"], "size_on_disk_bytes": size,

@@ -38,8 +38,15 @@ import torch.nn.functional as F
 
 from hwsim.files import write_atomic, write_text_atomic
 from hwsim.paths import WORKLOADS_DIR
-from hwsim.quality.teacher import (TEACHER, TEACHER_GGUF, domain_streams, load_shards, shard_number, shard_paths,
-                                   window_order)
+from hwsim.quality.teacher import (
+    TEACHER,
+    TEACHER_GGUF,
+    domain_streams,
+    load_shards,
+    shard_number,
+    shard_paths,
+    window_order,
+)
 
 LN2 = math.log(2.0)
 
@@ -300,10 +307,9 @@ def trace_agreement(model_dir: Path) -> dict:
     at the same positions (same tokenizer, so the alignment is exact)."""
     from transformers import AutoModelForCausalLM
 
+    from hwsim.quality.ssd_model import SsdMamba2LM
     from hwsim.traces import DEFAULT_TRACE_SET, load_trace
     from hwsim.traces.catalog import catalog_entry
-
-    from hwsim.quality.ssd_model import SsdMamba2LM
 
     hf = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     student = SsdMamba2LM(hf.config)  # the chunked form: fast over a whole trace

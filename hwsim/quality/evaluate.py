@@ -26,7 +26,13 @@ from hwsim.policies.kinds import StaticPolicy
 from hwsim.quality.model import LoadedModel, load_model
 from hwsim.quality.quantise import StateFormat
 from hwsim.quality.run import FixedGate, PolicyGate, Reference, gated_run, reference_run
-from hwsim.quality.streams import Stream, random_streams, same_tokenizer_as_traces, text_streams, trace_streams
+from hwsim.quality.streams import (
+    Stream,
+    random_streams,
+    same_tokenizer_as_traces,
+    text_streams,
+    trace_streams,
+)
 from hwsim.sizing import state_bytes
 
 #: Bump when the evaluation changes meaning: cached results with another version are recomputed.

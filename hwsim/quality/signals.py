@@ -61,7 +61,7 @@ def lowest_share(scores: np.ndarray, share: float) -> np.ndarray:
     """low [streams, steps]: per stream, the round(share * steps) lowest-scored steps (ties by step).
     Steps scored +inf (nothing known yet) are taken only when nothing else is left."""
     streams, steps = scores.shape
-    count = int(round(share * steps))
+    count = round(share * steps)
     order = np.argsort(scores, axis=1, kind="stable")[:, :count]
     low = np.zeros((streams, steps), dtype=bool)
     np.put_along_axis(low, order, True, axis=1)

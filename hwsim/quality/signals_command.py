@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,7 +80,7 @@ def verdicts(summary: pd.DataFrame) -> list[str]:
             continue
         best = causal["kl_bits_mean"].idxmin()
         best_kl = causal.loc[best, "kl_bits_mean"]
-        spread = 2.0 * (random_std if random_std == random_std else 0.0)
+        spread = 2.0 * (0.0 if math.isnan(random_std) else random_std)  # one seed: no spread
         if best_kl < random_kl - spread:
             judgement = f"beats random by {random_kl / best_kl:.2f}x"
         elif best_kl > random_kl + spread:
@@ -106,7 +107,7 @@ def figure(summary: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for signal, group in summary.groupby("signal"):
         group = group.sort_values("state_saving_pct")
-        style = {"random": dict(color="grey", linestyle="--"), "oracle": dict(color="black", linestyle=":")}
+        style = {"random": {"color": "grey", "linestyle": "--"}, "oracle": {"color": "black", "linestyle": ":"}}
         ax.plot(group["state_saving_pct"], group["kl_bits_mean"], marker="o", label=signal, **style.get(signal, {}))
     ax.set_yscale("log")
     ax.set_xlabel("state bytes saved (%)")
@@ -133,11 +134,11 @@ def report(summary: pd.DataFrame, by_domain: pd.DataFrame, meta: dict) -> str:
     from hwsim.quality.signals import SIGNALS
 
     lines = [f"# Gate signals at equal low-precision share ({meta['model']})", "",
-             f"{meta['streams']} streams of {meta['tokens']} tokens over the shipped traces ({meta['alignment']}); "
+             (f"{meta['streams']} streams of {meta['tokens']} tokens over the shipped traces ({meta['alignment']}); "
              f"states stored at {meta['low_bits']} or 16 bits, group {meta['group_size']}, fp16 scales; "
              f"random control over {meta['seeds']} seeds. Each signal writes exactly the same share of each "
              "stream's states low, at its lowest-scored steps. Evaluation "
-             f"{meta['seconds']:.0f} s ({meta['tokens_per_s']:.0f} tokens/s over all variants).", "",
+             f"{meta['seconds']:.0f} s ({meta['tokens_per_s']:.0f} tokens/s over all variants)."), "",
              "## Verdict", "", *[f"- {v}" for v in verdicts(summary)], "",
              "![state bytes saved against KL, one curve per signal](signals.png)", "",
              "## Results", "", "| signal | share | saved | KL mean (bits) | ± seeds | ± streams | KL p99 | top-1 | ppl % |",
@@ -152,8 +153,8 @@ def report(summary: pd.DataFrame, by_domain: pd.DataFrame, meta: dict) -> str:
         signal = SIGNALS[name]
         lines.append(f"| {signal.label} | {signal.known} | {signal.cost} |")
     if meta.get("keep_layer") is not None:
-        lines += ["", f"The per-layer mask keeps layer {meta['keep_layer']} high (the most sensitive on separate "
-                      "calibration streams, later tokens of the same traces)."]
+        lines += ["", (f"The per-layer mask keeps layer {meta['keep_layer']} high (the most sensitive on separate "
+                       "calibration streams, later tokens of the same traces).")]
     return "\n".join(lines) + "\n"
 
 

@@ -159,38 +159,38 @@ def main(argv: list[str] | None = None) -> int:
                 "windows_per_shard": args.windows_per_shard, "prose_share": args.prose_share, "seed": args.seed,
                 "eos_id": eos_id(teacher.tokenizer), "corpus": provenance(docs),
                 "windows": {s: len(o) for s, (_, o) in plan.items()},
-                "tokens": {s: {d: int(len(v)) for d, v in st.items()} for s, (st, _) in plan.items()}}
+                "tokens": {s: {d: len(v) for d, v in st.items()} for s, (st, _) in plan.items()}}
     write_text_atomic(args.out / "manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
-    log = open(args.out / "teacher_log.txt", "a", buffering=1)
-    done_tokens = 0
-    for split, (streams, order) in plan.items():
-        n_shards = math.ceil(len(order) / args.windows_per_shard)
-        for shard in range(args.first_shard if split == "train" else 0, n_shards):
-            if split == "train" and args.max_shards is not None and shard >= args.max_shards:
-                break
-            path = args.out / f"{split}-{shard:05d}.npz"
-            if path.is_file():
-                continue
-            if args.minutes is not None and time.time() - started > 60 * args.minutes:
-                print(f"time limit reached before {path.name}", file=log)
-                return 0
-            chosen = order[shard * args.windows_per_shard:(shard + 1) * args.windows_per_shard]
-            tokens = np.stack([streams[d][s:s + args.window + 1] for d, s in chosen])
-            parts = []
-            with torch.inference_mode():
-                for i in range(0, len(tokens), args.batch):
-                    ids = torch.as_tensor(tokens[i:i + args.batch, :-1])
-                    parts.append(topk_targets(teacher.model(input_ids=ids, use_cache=False).logits, args.top_k))
-            arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-            arrays["tokens"] = tokens.astype(np.uint16)
-            arrays["domain"] = np.array([d == "code" for d, _ in chosen], dtype=np.uint8)  # 0 prose, 1 code
-            arrays["start"] = np.array([s for _, s in chosen], dtype=np.int64)
-            _save(path, arrays)
-            done_tokens += tokens.shape[0] * args.window
-            rate = done_tokens / (time.time() - started)
-            print(f"{path.name} {len(chosen)} windows, {rate:.0f} tokens/s overall", file=log)
-    print("all shards done", file=log)
-    return 0
+    with open(args.out / "teacher_log.txt", "a", buffering=1) as log:
+        done_tokens = 0
+        for split, (streams, order) in plan.items():
+            n_shards = math.ceil(len(order) / args.windows_per_shard)
+            for shard in range(args.first_shard if split == "train" else 0, n_shards):
+                if split == "train" and args.max_shards is not None and shard >= args.max_shards:
+                    break
+                path = args.out / f"{split}-{shard:05d}.npz"
+                if path.is_file():
+                    continue
+                if args.minutes is not None and time.time() - started > 60 * args.minutes:
+                    print(f"time limit reached before {path.name}", file=log)
+                    return 0
+                chosen = order[shard * args.windows_per_shard:(shard + 1) * args.windows_per_shard]
+                tokens = np.stack([streams[d][s:s + args.window + 1] for d, s in chosen])
+                parts = []
+                with torch.inference_mode():
+                    for i in range(0, len(tokens), args.batch):
+                        ids = torch.as_tensor(tokens[i:i + args.batch, :-1])
+                        parts.append(topk_targets(teacher.model(input_ids=ids, use_cache=False).logits, args.top_k))
+                arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+                arrays["tokens"] = tokens.astype(np.uint16)
+                arrays["domain"] = np.array([d == "code" for d, _ in chosen], dtype=np.uint8)  # 0 prose, 1 code
+                arrays["start"] = np.array([s for _, s in chosen], dtype=np.int64)
+                _save(path, arrays)
+                done_tokens += tokens.shape[0] * args.window
+                rate = done_tokens / (time.time() - started)
+                print(f"{path.name} {len(chosen)} windows, {rate:.0f} tokens/s overall", file=log)
+        print("all shards done", file=log)
+        return 0
 
 
 if __name__ == "__main__":

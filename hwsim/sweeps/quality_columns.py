@@ -119,7 +119,6 @@ def add_quality_columns(table: pd.DataFrame, points: list, options: QualityOptio
     import sys
 
     from hwsim.cache import cache_dir
-
     from hwsim.sweeps.spec import _matches, flatten
 
     by_hash = {p.point_hash: p for p in points}
